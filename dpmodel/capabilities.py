@@ -1,0 +1,85 @@
+"""Which backend supports which option: the one source of refusals, test skips and docs.
+
+Every refusal raised anywhere in the project comes from :func:`check_supported`, so the
+message, the consistency-suite expectations and the documentation table agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from dpmodel.errors import UnsupportedOptionError
+
+BACKENDS = ("dpmodel", "pt", "jax", "tf")
+BACKEND_NAMES = {"dpmodel": "dpmodel (NumPy / array API)", "pt": "PyTorch", "jax": "JAX", "tf": "TensorFlow"}
+BACKEND_FLAGS = {"dpmodel": "dpmodel", "pt": "--pt", "jax": "--jax", "tf": "--tf"}
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """An option value that only some backends implement.
+
+    Attributes
+    ----------
+    option : key path in input.json / the serialized model, e.g. ``model/descriptor/type_one_side``.
+    refused : predicate on the option's value; true where the value needs support.
+    value_text : how the refused value is described to the user.
+    supported_by : backends that implement it.
+    fix : what the user can change instead.
+    """
+
+    option: str
+    refused: Callable[[Any], bool]
+    value_text: str
+    supported_by: tuple[str, ...]
+    fix: str
+
+
+RESTRICTIONS: tuple[Restriction, ...] = (
+    Restriction("model/descriptor/type_one_side", lambda v: v is False, "false", ("tf",),
+                "set it to true (one embedding net per neighbour type)"),
+    Restriction("model/descriptor/env_protection", lambda v: float(v) != 0.0, "!= 0", ("dpmodel", "pt", "jax"),
+                "set it to 0.0"),
+    Restriction("model/type_embedding", lambda v: v is not None, "set", ("tf",),
+                "remove the model-level type_embedding section"),
+    Restriction("model/descriptor/spin", lambda v: v is not None, "set", (),
+                "remove spin; spin models are not part of se_e2_r here"),
+)
+
+_BY_OPTION = {r.option: r for r in RESTRICTIONS}
+
+
+def is_supported(option: str, value: Any, backend: str) -> bool:
+    """Whether ``backend`` implements ``option = value``."""
+    restriction = _BY_OPTION.get(option)
+    return restriction is None or not restriction.refused(value) or backend in restriction.supported_by
+
+
+def check_supported(option: str, value: Any, backend: str) -> None:
+    """Raise :class:`UnsupportedOptionError` if ``backend`` cannot run ``option = value``.
+
+    The message names the option, the value, the backend and the backends that do
+    support it, and the fix.
+    """
+    if is_supported(option, value, backend):
+        return
+    restriction = _BY_OPTION[option]
+    supporters = ", ".join(BACKEND_NAMES[b] for b in restriction.supported_by) or "no backend"
+    hint = ""
+    if restriction.supported_by:
+        flags = " or ".join(BACKEND_FLAGS[b] for b in restriction.supported_by)
+        hint = f", or use {flags}"
+    raise UnsupportedOptionError(
+        f"{option} = {restriction.value_text} ({value!r}) is not supported by backend "
+        f"{BACKEND_NAMES[backend]!r} (supported by: {supporters}); {restriction.fix}{hint}"
+    )
+
+
+def support_table() -> list[dict[str, str]]:
+    """Rows ``{option, value, <backend>: "yes"/"refused"}`` for documentation."""
+    return [
+        {"option": r.option, "value": r.value_text,
+         **{b: ("yes" if b in r.supported_by else "refused") for b in BACKENDS}}
+        for r in RESTRICTIONS
+    ]

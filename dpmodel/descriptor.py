@@ -1,0 +1,318 @@
+r"""The ``se_e2_r`` descriptor: smooth radial environment through per-type embedding nets.
+
+.. math:: \mathcal D_i = \frac{1}{5}\,\frac{1}{n_\mathrm{nei}}
+          \sum_{j=0}^{n_\mathrm{nei}-1} \mathcal G_{t(j)}(\hat s_{ij}),
+
+with :math:`\hat s_{ij}` from :mod:`dpmodel.env_mat` and :math:`\mathcal G_t` one
+embedding net per neighbour type (``type_one_side``), or per (centre, neighbour)
+type pair otherwise. The mean runs over all ``sel`` slots, padding included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dpmodel.activation import canonical_activation
+from dpmodel.capabilities import check_supported
+from dpmodel.env_mat import RadialEnv, normalize_env, radial_env
+from dpmodel.errors import ConfigError
+from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
+from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
+from dpmodel.serialization import check_class, check_version
+from dpmodel.xp import Array, array_namespace, as_array, take_rows, to_numpy
+
+RES_RESCALE = 0.2
+"""Constant factor applied to the averaged embedding in every DeePMD backend."""
+
+
+@dataclass
+class DescriptorCache:
+    """What the backward pass needs from a forward pass."""
+
+    env: RadialEnv
+    inv_std: Array
+    mask: Array
+    slope: Array  # d D-contribution / d s_hat per slot, shape (nf, nloc, nnei, ng)
+
+
+class DescrptSeR:
+    """Smooth radial descriptor ``se_e2_r`` (DeePMD-kit v3 parameters and defaults).
+
+    Parameters follow DeePMD-kit's ``DescrptSeR``; ``ntypes`` is accepted and ignored
+    (``len(sel)`` defines it). ``type_one_side=False`` and ``spin`` are refused by
+    backends that do not implement them (see :mod:`dpmodel.capabilities`).
+    """
+
+    backend = "dpmodel"
+
+    def __init__(self, rcut: float, rcut_smth: float, sel: list[int], neuron: list[int] = [24, 48, 96],
+                 resnet_dt: bool = False, trainable: bool = True, type_one_side: bool = True,
+                 exclude_types: list[list[int]] = [], env_protection: float = 0.0, set_davg_zero: bool = False,
+                 activation_function: str = "tanh", precision: str = "float64", spin: Any = None,
+                 type_map: list[str] | None = None, ntypes: int | None = None, seed: Any = None) -> None:
+        check_supported("model/descriptor/type_one_side", type_one_side, self.backend)
+        check_supported("model/descriptor/spin", spin, self.backend)
+        check_supported("model/descriptor/env_protection", env_protection, self.backend)
+        _validate(rcut, rcut_smth, sel, neuron)
+        self.rcut, self.rcut_smth = float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.trainable, self.type_one_side = bool(resnet_dt), bool(trainable), bool(type_one_side)
+        self.exclude_types = [tuple(int(t) for t in pair) for pair in exclude_types]
+        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
+        self.activation_function = canonical_activation(activation_function, "model/descriptor/activation_function")
+        self.precision = canonical_precision(precision, "model/descriptor/precision")
+        self.spin, self.type_map = spin, type_map
+        ntypes = len(self.sel)
+        self._check_exclude_types(ntypes)
+        ndim = 1 if self.type_one_side else 2
+        self.embeddings = NetworkCollection(ndim, ntypes, "embedding_network")
+        for index in range(ntypes**ndim):
+            key = (index,) if ndim == 1 else (index % ntypes, index // ntypes)
+            if ndim == 2 and self.is_excluded(*key):
+                continue
+            self.embeddings[key] = EmbeddingNet(1, self.neuron, self.activation_function, self.resnet_dt,
+                                                self.precision, child_seed(seed, index), trainable=self.trainable)
+        shape = (ntypes, self.nnei, 1)
+        self.davg = np.zeros(shape, dtype=numpy_dtype(self.precision))
+        self.dstd = np.ones(shape, dtype=numpy_dtype(self.precision))
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def ntypes(self) -> int:
+        return len(self.sel)
+
+    @property
+    def nnei(self) -> int:
+        return sum(self.sel)
+
+    @property
+    def dim_out(self) -> int:
+        return self.neuron[-1]
+
+    def get_rcut(self) -> float:
+        return self.rcut
+
+    def get_rcut_smth(self) -> float:
+        return self.rcut_smth
+
+    def get_sel(self) -> list[int]:
+        return list(self.sel)
+
+    def get_nsel(self) -> int:
+        return self.nnei
+
+    def get_ntypes(self) -> int:
+        return self.ntypes
+
+    def get_dim_out(self) -> int:
+        return self.dim_out
+
+    def get_env_protection(self) -> float:
+        return self.env_protection
+
+    def mixed_types(self) -> bool:
+        return False
+
+    def is_excluded(self, ti: int, tj: int) -> bool:
+        """Whether the unordered type pair ``(ti, tj)`` is in ``exclude_types``."""
+        return (ti, tj) in self.exclude_types or (tj, ti) in self.exclude_types
+
+    def _check_exclude_types(self, ntypes: int) -> None:
+        for pair in self.exclude_types:
+            if len(pair) != 2 or not all(0 <= t < ntypes for t in pair):
+                raise ConfigError(f"model/descriptor/exclude_types entry {list(pair)} must be a pair of types in [0, {ntypes})")
+
+    # ------------------------------------------------------------------ forward
+    def call(self, coord_ext: Array, atype_ext: Array, nlist: Array) -> Array:
+        """Descriptor of every local atom.
+
+        Parameters
+        ----------
+        coord_ext : shape (nf, nall, 3) or (nf, nall*3), float; Å
+        atype_ext : shape (nf, nall), int; values in ``[0, ntypes)``
+        nlist : shape (nf, nloc, nnei), int; from :func:`dpmodel.neighbor.build_neighbor_list`
+
+        Returns
+        -------
+        Array, shape (nf, nloc, ng), float64
+        """
+        descriptor, _ = self.forward(coord_ext, atype_ext, nlist)
+        return descriptor
+
+    def forward(self, coord_ext: Array, atype_ext: Array, nlist: Array, need_grad: bool = False):
+        """Descriptor (float64) and, with ``need_grad``, the cache for :meth:`pair_gradient`."""
+        xp = array_namespace(coord_ext, atype_ext, nlist)
+        nf, nloc = nlist.shape[0], nlist.shape[1]
+        dtype = dtype_of(xp, self.precision)
+        coord = xp.astype(xp.reshape(coord_ext, (nf, -1, 3)), dtype)
+        env = radial_env(coord, nlist, self.rcut, self.rcut_smth, self.env_protection)
+        atype_loc = atype_ext[:, :nloc]
+        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, self.davg, coord), as_array(xp, self.dstd, coord))
+        mask = self.exclusion_mask(atype_ext, nlist)
+        s_hat = s_hat * mask
+        descriptor, slope = self.embed(s_hat, atype_loc, need_grad)
+        descriptor = xp.astype(descriptor, xp.float64)
+        cache = DescriptorCache(env, inv_std, mask, slope) if need_grad else None
+        return descriptor, cache
+
+
+    def exclusion_mask(self, atype_ext: Array, nlist: Array) -> Array:
+        """1 where the (centre, neighbour) type pair is kept, 0 where excluded; (nf, nloc, nnei)."""
+        xp = array_namespace(atype_ext, nlist)
+        nf, nloc, nnei = nlist.shape
+        ones = xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision))
+        if not self.exclude_types or not self.type_one_side:
+            return ones
+        n = self.ntypes + 1
+        table = np.ones((n, n))
+        for ti, tj in self.exclude_types:
+            table[ti, tj] = table[tj, ti] = 0.0
+        real = nlist >= 0
+        safe = xp.where(real, nlist, xp.zeros_like(nlist))
+        ntype = xp.reshape(take_rows(atype_ext, xp.reshape(safe, (nf, nloc * nnei))), (nf, nloc, nnei))
+        ntype = xp.where(real, ntype, xp.full_like(ntype, self.ntypes))
+        pair = atype_ext[:, :nloc, None] * n + ntype
+        flat = xp.take(as_array(xp, table.reshape(-1).astype(numpy_dtype(self.precision)), ones), xp.reshape(pair, (-1,)))
+        return xp.reshape(flat, (nf, nloc, nnei))
+
+    def embed(self, s_hat: Array, atype_loc: Array, need_grad: bool = False) -> tuple[Array, Array | None]:
+        """Embed every slot and average; optionally the slope of each slot's contribution.
+
+        Parameters
+        ----------
+        s_hat : shape (nf, nloc, nnei)
+        atype_loc : shape (nf, nloc), int
+
+        Returns
+        -------
+        descriptor : shape (nf, nloc, ng)
+        slope : shape (nf, nloc, nnei, ng) or None; :math:`\\partial\\mathcal D_i/\\partial\\hat s_{ij}`.
+        """
+        xp = array_namespace(s_hat, atype_loc)
+        scale = RES_RESCALE / self.nnei
+        sections = np.cumsum([0, *self.sel])
+        total, slopes = 0.0, []
+        for tj in range(self.ntypes):
+            block = s_hat[:, :, int(sections[tj]):int(sections[tj + 1]), None]
+            value, slope = self._embed_block(xp, block, atype_loc, tj, need_grad)
+            total = total + xp.sum(value, axis=2)
+            slopes.append(slope)
+        slope = xp.concat(slopes, axis=2) * scale if need_grad else None
+        return total * scale, slope
+
+    def _embed_block(self, xp, block: Array, atype_loc: Array, tj: int, need_grad: bool):
+        """Embedding of the slots of neighbour type ``tj``: value and slope, (nf, nloc, sel[tj], ng)."""
+        if self.type_one_side:
+            return self._apply_net(self.embeddings[(tj,)], block, need_grad)
+        value, slope = 0.0, 0.0
+        for ti in range(self.ntypes):
+            net = self.embeddings[(ti, tj)]
+            if net is None:
+                continue
+            centre = xp.astype(atype_loc == ti, block.dtype)[:, :, None, None]
+            v, d = self._apply_net(net, block, need_grad)
+            value = value + v * centre
+            slope = slope + d * centre if need_grad else None
+        if isinstance(value, float):
+            nf, nloc, width = block.shape[0], block.shape[1], block.shape[2]
+            value = xp.zeros((nf, nloc, width, self.dim_out), dtype=block.dtype)
+            slope = xp.zeros_like(value) if need_grad else None
+        return value, slope
+
+    @staticmethod
+    def _apply_net(net: EmbeddingNet, block: Array, need_grad: bool):
+        if need_grad:
+            return net.call_with_derivatives(block, 1)
+        return net.call(block), None
+
+    # ------------------------------------------------------------------ backward
+    def pair_gradient(self, cache: DescriptorCache, grad_descriptor: Array) -> Array:
+        r"""Pull :math:`\partial E/\partial\mathcal D` back to every pair displacement.
+
+        Parameters
+        ----------
+        cache : from :meth:`forward` with ``need_grad=True``
+        grad_descriptor : shape (nf, nloc, ng); eV per descriptor unit
+
+        Returns
+        -------
+        Array, shape (nf, nloc, nnei, 3), float64; :math:`\partial E/\partial\mathbf d_{ij}`, eV/Å.
+        """
+        xp = array_namespace(grad_descriptor, cache.slope)
+        grad = xp.astype(grad_descriptor, cache.slope.dtype)
+        de_dshat = xp.sum(cache.slope * grad[:, :, None, :], axis=-1)
+        de_dr = de_dshat * cache.mask * cache.inv_std * cache.env.ds_dr
+        unit = cache.env.diff / cache.env.r[..., None]
+        return xp.astype(de_dr[..., None] * unit, xp.float64)
+
+    # ------------------------------------------------------------------ statistics
+    def set_stat(self, mean: np.ndarray, stddev: np.ndarray) -> None:
+        """Store per-centre-type statistics, each of shape (ntypes,), in every slot."""
+        dtype = numpy_dtype(self.precision)
+        ones = np.ones((self.ntypes, self.nnei, 1))
+        self.davg = (np.asarray(mean, dtype=np.float64)[:, None, None] * ones).astype(dtype)
+        self.dstd = (np.asarray(stddev, dtype=np.float64)[:, None, None] * ones).astype(dtype)
+        if self.set_davg_zero:
+            self.davg = np.zeros_like(self.davg)
+
+    # ------------------------------------------------------------------ serialization
+    def serialize(self) -> dict:
+        """DeePMD-kit v3 descriptor dict (``@class: Descriptor``, ``type: se_r``)."""
+        return {
+            "@class": "Descriptor",
+            "type": "se_r",
+            "@version": 2,
+            "rcut": self.rcut,
+            "rcut_smth": self.rcut_smth,
+            "sel": list(self.sel),
+            "neuron": list(self.neuron),
+            "resnet_dt": self.resnet_dt,
+            "trainable": self.trainable,
+            "type_one_side": self.type_one_side,
+            "exclude_types": [list(p) for p in self.exclude_types],
+            "env_protection": self.env_protection,
+            "set_davg_zero": self.set_davg_zero,
+            "activation_function": self.activation_function,
+            "precision": self.precision,
+            "spin": self.spin,
+            "env_mat": {"rcut": self.rcut, "rcut_smth": self.rcut_smth, "protection": self.env_protection,
+                        "use_exp_switch": False},
+            "embeddings": self.embeddings.serialize(),
+            "@variables": {"davg": np.array(to_numpy(self.davg)), "dstd": np.array(to_numpy(self.dstd))},
+            "type_map": self.type_map,
+        }
+
+    @classmethod
+    def deserialize(cls, data: dict) -> "DescrptSeR":
+        """Build from a DeePMD-kit v3 descriptor dict (``@version`` 1 to 2)."""
+        data = dict(data)
+        check_class(data, "Descriptor", "se_r")
+        check_version(data, "Descriptor se_r", 2)
+        variables = data.pop("@variables")
+        embeddings = data.pop("embeddings")
+        data.pop("env_mat", None)
+        obj = cls(**data)
+        obj.embeddings = NetworkCollection.deserialize(embeddings)
+        dtype = numpy_dtype(obj.precision)
+        obj.davg = np.asarray(variables["davg"], dtype=dtype).reshape(obj.ntypes, obj.nnei, 1)
+        obj.dstd = np.asarray(variables["dstd"], dtype=dtype).reshape(obj.ntypes, obj.nnei, 1)
+        return obj
+
+
+def _validate(rcut: float, rcut_smth: float, sel: list[int], neuron: list[int]) -> None:
+    """Clear errors for impossible hyper-parameters, naming the key and value."""
+    if not isinstance(sel, (list, tuple)) or not sel:
+        raise ConfigError(f"model/descriptor/sel = {sel!r}: expected a non-empty list of neighbour counts, one per type")
+    for t, count in enumerate(sel):
+        if int(count) != count or count < 0:
+            raise ConfigError(f"model/descriptor/sel[{t}] = {count!r}: expected a non-negative integer")
+    if not rcut > 0:
+        raise ConfigError(f"model/descriptor/rcut = {rcut!r}: expected a positive cut-off radius in Å")
+    if not 0 <= rcut_smth < rcut:
+        raise ConfigError(f"model/descriptor/rcut_smth = {rcut_smth!r}: expected 0 <= rcut_smth < rcut = {rcut!r}")
+    if not neuron or any(int(n) <= 0 for n in neuron):
+        raise ConfigError(f"model/descriptor/neuron = {neuron!r}: expected a non-empty list of positive widths")

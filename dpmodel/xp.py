@@ -1,0 +1,115 @@
+"""Array-namespace helpers that the Python array API standard leaves out.
+
+Every function takes arrays and finds their namespace; none imports a framework.
+Backends whose arrays ``array_api_compat`` does not know (TensorFlow) register a
+namespace for them with :func:`register_namespace`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import array_api_compat
+import numpy as np
+
+Array = Any
+"""Any array of a namespace that follows the Python array API standard."""
+
+_EXTRA_NAMESPACES: list[tuple[Callable[[Any], bool], Any]] = []
+
+
+def register_namespace(is_array: Callable[[Any], bool], namespace: Any) -> None:
+    """Teach :func:`array_namespace` a namespace for arrays it does not know.
+
+    Parameters
+    ----------
+    is_array
+        Predicate that is true for the arrays this namespace serves.
+    namespace
+        Module-like object with the array API functions used by ``dpmodel``.
+    """
+    _EXTRA_NAMESPACES.append((is_array, namespace))
+
+
+def array_namespace(*arrays: Any) -> Any:
+    """Namespace shared by ``arrays`` (``None`` and Python scalars are ignored)."""
+    arrays = tuple(a for a in arrays if a is not None and not isinstance(a, (int, float, bool)))
+    for is_array, namespace in _EXTRA_NAMESPACES:
+        if arrays and any(is_array(a) for a in arrays):
+            return namespace
+    return array_api_compat.array_namespace(*arrays)
+
+
+def to_numpy(array: Array) -> np.ndarray:
+    """Copy any array (or ``None``) to a NumPy array on the host."""
+    if array is None:
+        return None
+    if isinstance(array, np.ndarray):
+        return array
+    try:
+        return np.asarray(array)
+    except (TypeError, ValueError, RuntimeError):
+        return np.from_dlpack(array)
+
+
+def take_rows(array: Array, index: Array) -> Array:
+    """Gather along axis 1 per frame: ``out[f, k, ...] = array[f, index[f, k], ...]``.
+
+    Parameters
+    ----------
+    array : shape (nf, n, ...)
+    index : shape (nf, m), integer, values in ``[0, n)``
+
+    Returns
+    -------
+    Array, shape (nf, m, ...)
+    """
+    xp = array_namespace(array, index)
+    nf, n = array.shape[0], array.shape[1]
+    tail = tuple(array.shape[2:])
+    offset = xp.reshape(xp.arange(nf, dtype=index.dtype, device=array_api_compat.device(index)) * n, (nf, 1))
+    flat = xp.reshape(index + offset, (-1,))
+    out = xp.take(xp.reshape(array, (nf * n, *tail)), flat, axis=0)
+    return xp.reshape(out, (nf, index.shape[1], *tail))
+
+
+def segment_sum(values: Array, segment: Array, nseg: int) -> Array:
+    """Sum ``values`` into ``nseg`` bins: ``out[s] = sum(values[k] for segment[k] == s)``.
+
+    Parameters
+    ----------
+    values : shape (n, ...)
+    segment : shape (n,), integer, values in ``[0, nseg)``
+    nseg : number of bins
+
+    Returns
+    -------
+    Array, shape (nseg, ...)
+    """
+    xp = array_namespace(values, segment)
+    if array_api_compat.is_numpy_namespace(xp):
+        out = np.zeros((nseg, *values.shape[1:]), dtype=values.dtype)
+        np.add.at(out, segment, values)
+        return out
+    # Portable scatter-add: sort by segment, prefix sums, differences at the boundaries.
+    order = xp.argsort(segment, stable=True)
+    sorted_seg = xp.take(segment, order)
+    sorted_val = xp.take(values, order, axis=0)
+    zero = xp.zeros((1, *values.shape[1:]), dtype=values.dtype, device=array_api_compat.device(values))
+    prefix = xp.concat([zero, xp.cumulative_sum(sorted_val, axis=0)], axis=0)
+    bins = xp.arange(nseg, dtype=sorted_seg.dtype, device=array_api_compat.device(segment))
+    start = xp.searchsorted(sorted_seg, bins, side="left")
+    stop = xp.searchsorted(sorted_seg, bins, side="right")
+    return xp.take(prefix, stop, axis=0) - xp.take(prefix, start, axis=0)
+
+
+def as_array(xp: Any, array: Array, like: Array | None = None) -> Array:
+    """A stored parameter in namespace ``xp`` (a no-op unless it is a foreign NumPy array).
+
+    dpmodel objects hold NumPy parameters; evaluated on other arrays (array-api-strict,
+    framework tensors), they are converted on the fly, on the device of ``like``.
+    """
+    if array is None or not isinstance(array, np.ndarray) or array_api_compat.is_numpy_namespace(xp):
+        return array
+    device = array_api_compat.device(like) if like is not None else None
+    return xp.asarray(array, device=device)
