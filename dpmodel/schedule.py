@@ -41,7 +41,7 @@ class ExponentialDecay:
             & \tau \ge \tau_w
         \end{cases}
 
-    where :math:`r = \exp\bigl(\ln(\max(\gamma_{stop}, 10^{-10})/\gamma_0)\,/\,(T/s)\bigr)`
+    where :math:`r = \exp\bigl(\ln(\max(\gamma_{stop}, 10^{-10})/\gamma_0)\,s/T\bigr)`
     unless ``decay_rate`` is given (``smooth`` drops the floor).  If ``decay_rate``
     is not given and ``decay_steps >= T``, ``decay_steps`` becomes
     ``100 if T // 10 > 100 else T // 100 + 1``.

@@ -72,9 +72,10 @@ class DeepmdSystem:
         raw_map = self._read_type_map_raw()
         self.atype, self.type_map = self._remap(raw_atype, raw_map, type_map)
         self.natoms = int(self.atype.size)
-        self.ntypes = (
-            len(self.type_map) if self.type_map is not None else int(self.atype.max()) + 1
-        )
+        if self.type_map is not None:
+            self.ntypes = len(self.type_map)
+        else:
+            self.ntypes = int(self.atype.max()) + 1
         self.pbc = not (self.path / "nopbc").exists()
         self._load_sets()
 
@@ -188,7 +189,7 @@ class DeepmdSystem:
         rows = raw.shape[0] if raw.ndim else 0
         want = rows if nframes is None else nframes
         if rows == 0 or rows != want or int(np.prod(raw.shape[1:])) != ncols:
-            frames = "" if nframes is None else f" with nframes={nframes} from coord.npy"
+            frames = "" if nframes is None else f" (nframes={nframes} from coord.npy)"
             raise DataError(
                 f"{shown} has shape {raw.shape}, expected ({want or 'nframes>0'}, "
                 f"{ncols}) = {expected}{frames}"

@@ -180,7 +180,9 @@ class DataSystems:
             if limit is not None:
                 systems = [s for s in systems if s.natoms <= limit]
                 if not systems:
-                    raise DataError(f"batch_size {batch_size!r} filtered out every system")
+                    raise DataError(
+                        f"batch_size {batch_size!r} filtered out every system"
+                    )
             sizes = [batch_size_for(batch_size, s.natoms) for s in systems]
         self.systems = systems
         self.type_map = None if type_map is None else list(type_map)
