@@ -17,7 +17,7 @@ import numpy as np
 
 from dpmodel.activation import canonical_activation
 from dpmodel.capabilities import check_supported
-from dpmodel.env_mat import RadialEnv, normalize_env, radial_env
+from dpmodel.env_mat import RadialEnv, normalize_env, pair_displacements, radial_env
 from dpmodel.errors import ConfigError
 from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
@@ -35,7 +35,7 @@ class DescriptorCache:
     env: RadialEnv
     inv_std: Array
     mask: Array
-    slope: Array  # d D-contribution / d s_hat per slot, shape (nf, nloc, nnei, ng)
+    slope: Array | None  # dD/ds_hat per slot, (nf, nloc, nnei, ng); only with need_grad
 
 
 class DescrptSeR:
@@ -146,18 +146,28 @@ class DescrptSeR:
     def forward(self, coord_ext: Array, atype_ext: Array, nlist: Array, need_grad: bool = False):
         """Descriptor (float64) and, with ``need_grad``, the cache for :meth:`pair_gradient`."""
         xp = array_namespace(coord_ext, atype_ext, nlist)
-        nf, nloc = nlist.shape[0], nlist.shape[1]
-        dtype = dtype_of(xp, self.precision)
-        coord = xp.astype(xp.reshape(coord_ext, (nf, -1, 3)), dtype)
-        env = radial_env(coord, nlist, self.rcut, self.rcut_smth, self.env_protection)
+        nf = nlist.shape[0]
+        coord = xp.astype(xp.reshape(coord_ext, (nf, -1, 3)), dtype_of(xp, self.precision))
+        return self.forward_pairs(pair_displacements(coord, nlist), atype_ext, nlist, need_grad)
+
+    def forward_pairs(self, diff: Array, atype_ext: Array, nlist: Array, need_grad: bool = False):
+        """Descriptor from pair displacements ``diff`` (nf, nloc, nnei, 3), Å.
+
+        Every coordinate dependence passes through ``diff``, so a backend's autodiff of
+        the energy with respect to ``diff`` gives the pair gradients of
+        :func:`dpmodel.forces.forces_and_virials`.
+        """
+        xp = array_namespace(diff, atype_ext, nlist)
+        nloc = nlist.shape[1]
+        diff = xp.astype(diff, dtype_of(xp, self.precision))
+        env = radial_env(diff, nlist, self.rcut, self.rcut_smth, self.env_protection)
         atype_loc = atype_ext[:, :nloc]
-        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, self.davg, coord), as_array(xp, self.dstd, coord))
+        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, self.davg, diff), as_array(xp, self.dstd, diff))
         mask = self.exclusion_mask(atype_ext, nlist)
         s_hat = s_hat * mask
         descriptor, slope = self.embed(s_hat, atype_loc, need_grad)
         descriptor = xp.astype(descriptor, xp.float64)
-        cache = DescriptorCache(env, inv_std, mask, slope) if need_grad else None
-        return descriptor, cache
+        return descriptor, DescriptorCache(env, inv_std, mask, slope)
 
 
     def exclusion_mask(self, atype_ext: Array, nlist: Array) -> Array:

@@ -39,15 +39,17 @@ class RadialEnv:
     sw: Array
 
 
-def radial_env(coord_ext: Array, nlist: Array, rcut: float, rcut_smth: float, protection: float = 0.0) -> RadialEnv:
-    """Compute :math:`s_{ij}` and its radial derivative for a padded neighbour list.
+def pair_displacements(coord_ext: Array, nlist: Array) -> Array:
+    """Displacement of every neighbour from its centre, zero in padding slots.
 
     Parameters
     ----------
     coord_ext : shape (nf, nall, 3), float; Å. Local atoms first.
     nlist : shape (nf, nloc, nnei), int; indices into ``nall``, -1 for padding.
-    rcut, rcut_smth : cut-off radii; Å.
-    protection : ``env_protection`` added to the distance in the denominator; Å.
+
+    Returns
+    -------
+    diff : shape (nf, nloc, nnei, 3); Å, neighbour minus centre.
     """
     xp = array_namespace(coord_ext, nlist)
     nf, nloc, nnei = nlist.shape
@@ -56,9 +58,23 @@ def radial_env(coord_ext: Array, nlist: Array, rcut: float, rcut_smth: float, pr
     neighbours = take_rows(coord_ext, xp.reshape(index, (nf, nloc * nnei)))
     neighbours = xp.reshape(neighbours, (nf, nloc, nnei, 3))
     centres = xp.reshape(coord_ext[:, :nloc, :], (nf, nloc, 1, 3))
-    realf = xp.astype(real, coord_ext.dtype)
-    diff = (neighbours - centres) * realf[..., None]
-    r = xp.sqrt(xp.sum(diff * diff, axis=-1)) + (1.0 - realf)
+    return (neighbours - centres) * xp.astype(real, coord_ext.dtype)[..., None]
+
+
+def radial_env(diff: Array, nlist: Array, rcut: float, rcut_smth: float, protection: float = 0.0) -> RadialEnv:
+    """Compute :math:`s_{ij}` and its radial derivative from pair displacements.
+
+    Parameters
+    ----------
+    diff : shape (nf, nloc, nnei, 3), float; Å, from :func:`pair_displacements`.
+    nlist : shape (nf, nloc, nnei), int; -1 for padding.
+    rcut, rcut_smth : cut-off radii; Å.
+    protection : ``env_protection`` added to the distance in the denominator; Å.
+    """
+    xp = array_namespace(diff, nlist)
+    realf = xp.astype(nlist >= 0, diff.dtype)
+    # padding slots get a dummy distance of 1 so that no division or sqrt sees 0
+    r = xp.sqrt(xp.sum(diff * diff, axis=-1) + (1.0 - realf))
     w, dw = switch(r, rcut_smth, rcut)
     denom = r + protection
     s = w / denom * realf

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dpmodel.descriptor import DescrptSeR
+from dpmodel.env_mat import pair_displacements
 from dpmodel.fitting import EnergyFitting
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import neighbor_data
@@ -117,11 +118,21 @@ class EnergyModel:
         pair displacements (nf, nloc, nnei, 3) Å for :func:`dpmodel.forces.forces_and_virials`.
         """
         xp = array_namespace(coord_ext, atype_ext, nlist)
-        nloc = nlist.shape[1]
-        real = atype_ext >= 0
-        safe_ext = xp.where(real, atype_ext, xp.zeros_like(atype_ext))
         nlist = self.exclude_pairs(atype_ext, nlist)
-        descriptor, cache = self.descriptor.forward(coord_ext, safe_ext, nlist, need_grad)
+        diff = pair_displacements(xp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist)
+        return self.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam, need_grad)
+
+    def atomic_energy_from_pairs(self, diff: Array, atype_ext: Array, nlist: Array, fparam: Array | None = None,
+                                 aparam: Array | None = None, need_grad: bool = False):
+        """:meth:`atomic_energy` from pair displacements (nf, nloc, nnei, 3), Å.
+
+        ``nlist`` must already have ``pair_exclude_types`` removed (:meth:`exclude_pairs`).
+        Backends differentiate this function with respect to ``diff``.
+        """
+        xp = array_namespace(diff, atype_ext, nlist)
+        nloc = nlist.shape[1]
+        safe_ext = xp.where(atype_ext >= 0, atype_ext, xp.zeros_like(atype_ext))
+        descriptor, cache = self.descriptor.forward_pairs(diff, safe_ext, nlist, need_grad)
         atype = safe_ext[:, :nloc]
         energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad)
         bias = xp.take(as_array(xp, self.out_bias[0, :, 0], descriptor), xp.reshape(atype, (-1,)))
@@ -131,7 +142,7 @@ class EnergyModel:
         if not need_grad:
             return energy, mask
         pair_grad = self.descriptor.pair_gradient(cache, grad * maskf)
-        return energy, mask, pair_grad, cache.env.diff
+        return energy, mask, pair_grad, diff
 
     def atom_mask(self, atype: Array) -> Array:
         """1 for real atoms whose type is not in ``atom_exclude_types``; (nf, nloc), int32."""

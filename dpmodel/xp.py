@@ -40,6 +40,14 @@ def array_namespace(*arrays: Any) -> Any:
     return array_api_compat.array_namespace(*arrays)
 
 
+_SEGMENT_SUMS: list[tuple[Callable[[Any], bool], Callable[[Array, Array, int], Array]]] = []
+
+
+def register_segment_sum(is_namespace: Callable[[Any], bool], native: Callable[[Array, Array, int], Array]) -> None:
+    """Give :func:`segment_sum` a native scatter-add for a namespace (``index_add``, ``segment_sum``)."""
+    _SEGMENT_SUMS.append((is_namespace, native))
+
+
 def to_numpy(array: Array) -> np.ndarray:
     """Copy any array (or ``None``) to a NumPy array on the host."""
     if array is None:
@@ -87,6 +95,9 @@ def segment_sum(values: Array, segment: Array, nseg: int) -> Array:
     Array, shape (nseg, ...)
     """
     xp = array_namespace(values, segment)
+    for is_namespace, native in _SEGMENT_SUMS:
+        if is_namespace(xp):
+            return native(values, segment, nseg)
     if array_api_compat.is_numpy_namespace(xp):
         out = np.zeros((nseg, *values.shape[1:]), dtype=values.dtype)
         np.add.at(out, segment, values)
