@@ -149,8 +149,12 @@ def split_by_type(nlist: Array, atype_ext: Array, sel: list[int]) -> Array:
     return xp.concat(blocks, axis=-1)
 
 
-def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int]) -> tuple[Array, Array, Array, Array]:
+def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int],
+                  method: str = "auto") -> tuple[Array, Array, Array, Array]:
     """Wrap, extend with ghosts and build the neighbour list in one call.
+
+    ``method`` is ``"all-pairs"``, ``"cells"`` (NumPy only, O(N)) or ``"auto"``: the cell
+    list for NumPy inputs with more than 2000 extended atoms. Both give the same list.
 
     Parameters
     ----------
@@ -165,5 +169,14 @@ def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, s
     if cell is not None:
         coord = wrap_coord(coord, cell)
     coord_ext, atype_ext, mapping = extend_coord_with_ghosts(coord, atype, cell, rcut)
-    nlist = build_neighbor_list(coord_ext, atype_ext, atype.shape[1], rcut, sel)
+    nloc = atype.shape[1]
+    if method == "auto":
+        numpy_input = isinstance(coord_ext, np.ndarray) and isinstance(atype_ext, np.ndarray)
+        method = "cells" if numpy_input and coord_ext.shape[1] > 2000 else "all-pairs"
+    if method == "cells":
+        from dpmodel.cell_list import build_neighbor_list_cells
+
+        nlist = build_neighbor_list_cells(coord_ext, atype_ext, nloc, rcut, sel)
+    else:
+        nlist = build_neighbor_list(coord_ext, atype_ext, nloc, rcut, sel)
     return coord_ext, atype_ext, mapping, nlist

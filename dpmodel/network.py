@@ -20,6 +20,13 @@ from dpmodel.serialization import check_class, check_version
 from dpmodel.xp import Array, array_namespace, as_array
 
 
+def matmul_2d(xp, x: Array, w: Array) -> Array:
+    """``x @ w`` for ``x`` of shape (..., n) and ``w`` (n, m), as one 2-D product."""
+    lead = tuple(x.shape[:-1])
+    out = xp.matmul(xp.reshape(x, (-1, x.shape[-1])), w)
+    return xp.reshape(out, (*lead, w.shape[-1]))
+
+
 def child_seed(seed: int | list[int] | None, index: int) -> list[int] | None:
     """DeePMD's derived seed for sub-object ``index``: ``None``, ``[index, s]`` or ``[index, *s]``."""
     if seed is None:
@@ -89,7 +96,7 @@ class Layer:
     def linear(self, x: Array) -> Array:
         """Pre-activation ``x @ w + b``; ``x`` of shape (..., num_in)."""
         xp = array_namespace(x)
-        z = xp.matmul(x, as_array(xp, self.w, x))
+        z = matmul_2d(xp, x, as_array(xp, self.w, x))
         return z if self.b is None else z + as_array(xp, self.b, x)
 
     def scale(self, y: Array) -> Array:
@@ -169,7 +176,7 @@ class LayerStack:
         for layer in self.layers:
             z = layer.linear(tangents[0])
             w = as_array(xp, layer.w, x)
-            dz = [xp.matmul(t, w) for t in tangents[1:]]
+            dz = [matmul_2d(xp, t, w) for t in tangents[1:]]
             phi = apply_activation(layer.activation_function, z, order)
             out = [phi[0], phi[1] * dz[0]]
             if order == 2:
@@ -203,7 +210,7 @@ class LayerStack:
         y, grad = x, grad_out
         for layer, inp, slope in reversed(saved):
             w = as_array(xp, layer.w, grad)
-            grad_in = xp.matmul(layer.scale(grad) * slope, xp.matrix_transpose(w))
+            grad_in = matmul_2d(xp, layer.scale(grad) * slope, xp.matrix_transpose(w))
             if layer.skip(inp) is not None:
                 n = layer.num_in
                 grad_in = grad_in + (grad if layer.num_out == n else grad[..., :n] + grad[..., n:])
