@@ -164,13 +164,7 @@ class ExponentialDecay:
             scalar.
         """
         scalar = isinstance(step, (int, float, np.generic))
-        if scalar:
-            xp = np
-        else:
-            import array_api_compat
-
-            xp = array_api_compat.array_namespace(step)
-        tau = step * 1.0
+        xp, tau = (np, float(step)) if scalar else _as_float_array(step)
         exponent = (tau - self.warmup_steps) / self.decay_steps
         if not self.smooth:
             exponent = xp.floor(exponent)
@@ -207,6 +201,17 @@ def prefactor(start: float, limit: float, lr: Any, start_lr: float) -> Any:
         The prefactor (before multiplying by the label's ``find_*`` flag).
     """
     return limit + (start - limit) * (lr / start_lr)
+
+
+def _as_float_array(step: Any) -> tuple[Any, Any]:
+    """Return the namespace of ``step`` and ``step`` cast to its default float."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(step)
+    if not xp.isdtype(step.dtype, "real floating"):
+        dtype = xp.__array_namespace_info__().default_dtypes()["real floating"]
+        step = xp.astype(step, dtype)
+    return xp, step
 
 
 def _check_positive(key: str, value: float) -> None:
