@@ -139,7 +139,10 @@ def _read_yaml(path: Path) -> dict:
     import yaml
 
     with open(path) as f:
-        tree = yaml.safe_load(f)
+        try:
+            tree = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ModelFileError(f"{str(path)!r} is not a valid model YAML file: {err}") from err
     if not isinstance(tree, dict):
         raise ModelFileError(f"{str(path)!r} does not hold a YAML mapping")
 

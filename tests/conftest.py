@@ -1,0 +1,6 @@
+"""Shared pytest configuration: float64 everywhere, the tests directory importable."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
