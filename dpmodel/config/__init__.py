@@ -64,6 +64,9 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
     root = input_args()
     try:
         normalized = root.normalize_value(config, trim_pattern="_*")
+        # a section defaulted to {} (loss, fitting_net) gets its own defaults
+        # only on a second pass; normalization is idempotent otherwise
+        normalized = root.normalize_value(normalized, inplace=True)
         check_keys(root, normalized)
         root.check_value(normalized, strict=True)
     except ArgumentError as err:

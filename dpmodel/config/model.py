@@ -112,7 +112,9 @@ def model_args() -> Argument:
         "fitting_net",
         dict,
         sub_variants=[Variant("type", [fitting_ener()], True, "ener", "Fitting.")],
-        doc="The fitting network.",
+        optional=True,
+        default={},
+        doc="The fitting network (default: 'ener' with default keys).",
     )
     bias_type = [dict[str, list[float | list[float] | None]], None]
     fields = [
