@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from dpmodel.errors import ConfigError
@@ -153,13 +154,13 @@ class ExponentialDecay:
 
         Parameters
         ----------
-        step : int or Array, shape (), int
+        step : int or Array, any shape, int or float
             Global training step (0-indexed).  An array (e.g. a traced JAX step)
             is handled with its own array namespace, without Python branches.
 
         Returns
         -------
-        float or Array, shape (), float
+        float or Array, same shape as ``step``, float
             The learning rate; a Python float when ``step`` is a Python/NumPy
             scalar.
         """
@@ -205,8 +206,6 @@ def prefactor(start: float, limit: float, lr: Any, start_lr: float) -> Any:
 
 def _as_float_array(step: Any) -> tuple[Any, Any]:
     """Return the namespace of ``step`` and ``step`` cast to its default float."""
-    import array_api_compat
-
     xp = array_api_compat.array_namespace(step)
     if not xp.isdtype(step.dtype, "real floating"):
         dtype = xp.__array_namespace_info__().default_dtypes()["real floating"]
