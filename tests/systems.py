@@ -84,4 +84,6 @@ def make_model(system: System | None = None, rcut: float = 4.0, rcut_smth: float
     if system is not None:
         compute_descriptor_stat(descriptor, [(system.coord, system.atype, system.box)])
     model.out_bias[0, :, 0] = np.linspace(-1.0, 1.0, ntypes)
+    for net in fit.nets.networks:  # stronger output layer: forces of order 1 eV/Å
+        net.layers[-1].w = net.layers[-1].w * 20.0
     return model
