@@ -27,12 +27,23 @@ def image_shifts(cell: Array, rcut: float) -> np.ndarray:
     """
     faces = np.asarray(face_distances(cell))
     nbuff = np.ceil(rcut / faces).astype(int).max(axis=0)
-    axes = [np.arange(-n, n + 1) for n in nbuff]
+    return shift_grid(nbuff)
+
+
+def shift_grid(nbuff: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+    """All integer triples with ``|s_k| <= nbuff[k]``, sorted by norm (stable), ``(0, 0, 0)`` first.
+
+    Returns
+    -------
+    numpy array, shape (prod(2 * nbuff + 1), 3), int
+    """
+    axes = [np.arange(-int(n), int(n) + 1) for n in nbuff]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     return grid[np.argsort(np.linalg.norm(grid, axis=1), kind="stable")]
 
 
-def extend_coord_with_ghosts(coord: Array, atype: Array, cell: Array | None, rcut: float) -> tuple[Array, Array, Array]:
+def extend_coord_with_ghosts(coord: Array, atype: Array, cell: Array | None, rcut: float,
+                             shifts: np.ndarray | None = None) -> tuple[Array, Array, Array]:
     """Local atoms plus their periodic images within reach of ``rcut``.
 
     Parameters
@@ -41,6 +52,10 @@ def extend_coord_with_ghosts(coord: Array, atype: Array, cell: Array | None, rcu
     atype : shape (nf, nloc), int
     cell : shape (nf, 9) or None for no periodicity; Å
     rcut : cut-off radius; Å
+    shifts : shape (ns, 3), int, optional. A fixed shift set (e.g. :func:`shift_grid`)
+        instead of :func:`image_shifts` of ``cell``: it keeps ``nall`` independent of the
+        cell values, as jit compilation needs; it must reach ``rcut`` for the result to
+        be complete.
 
     Returns
     -------
@@ -54,7 +69,8 @@ def extend_coord_with_ghosts(coord: Array, atype: Array, cell: Array | None, rcu
     if cell is None:
         mapping = xp.broadcast_to(xp.arange(nloc, dtype=xp.int64, device=device), (nf, nloc))
         return coord, atype, mapping
-    shifts = image_shifts(cell, rcut)
+    if shifts is None:
+        shifts = image_shifts(cell, rcut)
     ns = shifts.shape[0]
     shift_int = xp.asarray(shifts.astype(np.float64), dtype=coord.dtype, device=device)
     shift_vec = xp.matmul(shift_int, xp.reshape(cell, (nf, 3, 3)))  # (nf, ns, 3)
