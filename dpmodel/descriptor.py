@@ -22,7 +22,7 @@ from dpmodel.errors import ConfigError
 from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
-from dpmodel.xp import Array, array_namespace, as_array, take_rows, to_numpy
+from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
 RES_RESCALE = 0.2
 """Constant factor applied to the averaged embedding in every DeePMD backend."""
@@ -174,7 +174,7 @@ class DescrptSeR:
         """1 where the (centre, neighbour) type pair is kept, 0 where excluded; (nf, nloc, nnei)."""
         xp = array_namespace(atype_ext, nlist)
         nf, nloc, nnei = nlist.shape
-        ones = xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision))
+        ones = xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision), device=device(nlist))
         if not self.exclude_types or not self.type_one_side:
             return ones
         n = self.ntypes + 1
@@ -229,7 +229,7 @@ class DescrptSeR:
             slope = slope + d * centre if need_grad else None
         if isinstance(value, float):
             nf, nloc, width = block.shape[0], block.shape[1], block.shape[2]
-            value = xp.zeros((nf, nloc, width, self.dim_out), dtype=block.dtype)
+            value = xp.zeros((nf, nloc, width, self.dim_out), dtype=block.dtype, device=device(block))
             slope = xp.zeros_like(value) if need_grad else None
         return value, slope
 

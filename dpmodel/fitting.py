@@ -16,7 +16,7 @@ import numpy as np
 from dpmodel.network import FittingNet, NetworkCollection, child_seed
 from dpmodel.precision import dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
-from dpmodel.xp import Array, array_namespace, as_array, to_numpy
+from dpmodel.xp import Array, array_namespace, as_array, device, to_numpy
 
 _STAT_KEYS = ("fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std")
 
@@ -91,7 +91,8 @@ class EnergyFitting:
             if fparam is None:
                 if self.default_fparam is None:
                     raise ValueError(f"this model needs fparam of shape (nframes, {self.numb_fparam}); none was given")
-                fparam = xp.asarray(np.tile(np.asarray(self.default_fparam, dtype=np.float64), (nf, 1)))
+                fparam = xp.asarray(np.tile(np.asarray(self.default_fparam, dtype=np.float64), (nf, 1)),
+                                    device=device(descriptor))
             f = (xp.astype(xp.reshape(fparam, (nf, self.numb_fparam)), dtype) - as_array(xp, self.fparam_avg, descriptor)) \
                 * as_array(xp, self.fparam_inv_std, descriptor)
             parts.append(xp.broadcast_to(f[:, None, :], (nf, nloc, self.numb_fparam)))
@@ -138,12 +139,12 @@ class EnergyFitting:
     def _net_masks(self, xp, atype: Array, dtype):
         """``(net key, 0/1 mask of the atoms it serves)`` for every net."""
         if self.mixed_types:
-            return [((), xp.ones((*atype.shape, 1), dtype=dtype))]
+            return [((), xp.ones((*atype.shape, 1), dtype=dtype, device=device(atype)))]
         return [((t,), xp.astype(atype == t, dtype)[..., None]) for t in range(self.ntypes)]
 
     def _kept(self, xp, atype: Array) -> Array:
         """1.0 for atoms whose type is not in ``exclude_types``; (nf, nloc, 1), float64."""
-        keep = xp.ones(atype.shape, dtype=xp.bool)
+        keep = xp.ones(atype.shape, dtype=xp.bool, device=device(atype))
         for t in self.exclude_types:
             keep = keep & (atype != t)
         return xp.astype(keep, xp.float64)[..., None]

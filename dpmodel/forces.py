@@ -14,7 +14,7 @@ centre. Ghost contributions are folded onto their local atoms through ``mapping`
 
 from __future__ import annotations
 
-from dpmodel.xp import Array, array_namespace, segment_sum, take_rows
+from dpmodel.xp import Array, array_namespace, device, segment_sum, take_rows
 
 
 def forces_and_virials(pair_grad: Array, diff: Array, nlist: Array, mapping: Array,
@@ -41,7 +41,7 @@ def forces_and_virials(pair_grad: Array, diff: Array, nlist: Array, mapping: Arr
     diff = xp.astype(diff, pair_grad.dtype)
     safe = xp.where(nlist >= 0, nlist, xp.zeros_like(nlist))
     owner = take_rows(xp.astype(mapping, xp.int64), xp.reshape(xp.astype(safe, xp.int64), (nf, nloc * nnei)))
-    frame = xp.reshape(xp.arange(nf, dtype=xp.int64) * nloc, (nf, 1))
+    frame = xp.reshape(xp.arange(nf, dtype=xp.int64, device=device(nlist)) * nloc, (nf, 1))
     segment = xp.reshape(owner + frame, (-1,))
     received = segment_sum(xp.reshape(pair_grad, (nf * nloc * nnei, 3)), segment, nf * nloc)
     force = xp.sum(pair_grad, axis=2) - xp.reshape(received, (nf, nloc, 3))

@@ -19,7 +19,7 @@ from dpmodel.fitting import EnergyFitting
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import neighbor_data
 from dpmodel.serialization import check_class, check_version
-from dpmodel.xp import Array, array_namespace, as_array, take_rows, to_numpy
+from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
 
 class EnergyModel:
@@ -162,7 +162,7 @@ class EnergyModel:
         safe = xp.where(real, nlist, xp.zeros_like(nlist))
         ntype = xp.reshape(take_rows(atype_ext, xp.reshape(safe, (nf, nloc * nnei))), (nf, nloc, nnei))
         ctype = atype_ext[:, :nloc, None]
-        drop = xp.zeros(nlist.shape, dtype=xp.bool)
+        drop = xp.zeros(nlist.shape, dtype=xp.bool, device=device(nlist))
         for ti, tj in self.pair_exclude_types:
             drop = drop | ((ctype == ti) & (ntype == tj)) | ((ctype == tj) & (ntype == ti))
         return xp.where(real & ~drop, nlist, xp.full_like(nlist, -1))

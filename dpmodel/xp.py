@@ -48,6 +48,11 @@ def register_segment_sum(is_namespace: Callable[[Any], bool], native: Callable[[
     _SEGMENT_SUMS.append((is_namespace, native))
 
 
+def device(array: Array) -> Any:
+    """The device of ``array`` (``array_api_compat.device``), for creating arrays beside it."""
+    return array_api_compat.device(array)
+
+
 def to_numpy(array: Array) -> np.ndarray:
     """Copy any array (or ``None``) to a NumPy array on the host."""
     if array is None:
