@@ -1,0 +1,87 @@
+"""Energy, forces and virials of a torch :class:`~backends.pt.modules.EnergyModel` by autograd.
+
+The energy is dpmodel's ``atomic_energy_from_pairs`` of the pair displacements
+``diff``; one ``torch.autograd.grad`` gives :math:`\\partial E/\\partial\\mathbf d_{ij}` and
+:func:`dpmodel.forces.forces_and_virials` folds it into forces, virial and atomic virial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import torch
+
+from dpmodel import xp as dpxp
+from dpmodel.env_mat import pair_displacements
+from dpmodel.forces import forces_and_virials
+from dpmodel.neighbor import neighbor_data
+
+
+def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch.Tensor:
+    """Native scatter-add (``index_add``, differentiable) for :func:`dpmodel.xp.segment_sum`."""
+    out = torch.zeros((nseg, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return out.index_add(0, segment, values)
+
+
+dpxp.register_segment_sum(array_api_compat.is_torch_namespace, segment_sum)
+
+
+def evaluate_lower(model: Any, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nlist: torch.Tensor,
+                   mapping: torch.Tensor, fparam: torch.Tensor | None = None, aparam: torch.Tensor | None = None,
+                   do_atomic_virial: bool = False, create_graph: bool = False) -> dict[str, torch.Tensor]:
+    """Outputs of dpmodel ``EnergyModel.call_lower``, forces by autograd.
+
+    Parameters
+    ----------
+    model : torch ``EnergyModel``
+    coord_ext : shape (nf, nall, 3), float64; Å
+    atype_ext : shape (nf, nall), int64
+    nlist : shape (nf, nloc, nnei), int64; type-split neighbour list
+    mapping : shape (nf, nall), int64
+    create_graph : keep the graph of the forces (training on forces/virials)
+
+    Returns
+    -------
+    dict of ``energy`` (nf, 1), ``atom_energy`` (nf, nloc, 1), ``force`` (nf, nloc, 3),
+    ``virial`` (nf, 9), ``mask`` (nf, nloc) and, with ``do_atomic_virial``, ``atom_virial``
+    (nf, nloc, 9); float64, detached unless ``create_graph``.
+    """
+    nf = nlist.shape[0]
+    nlist = model.exclude_pairs(atype_ext, nlist)
+    with torch.enable_grad():
+        diff = pair_displacements(torch.reshape(coord_ext, (nf, -1, 3)), nlist).detach().requires_grad_(True)
+        atom_energy, mask = model.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam)
+        energy = torch.sum(atom_energy, dim=1)
+        (pair_grad,) = torch.autograd.grad(energy.sum(), diff, create_graph=create_graph)
+    force, virial, atom_virial = forces_and_virials(pair_grad, diff, nlist, mapping, do_atomic_virial)
+    out = {"energy": energy, "atom_energy": atom_energy, "force": force, "virial": virial, "mask": mask}
+    if do_atomic_virial:
+        out["atom_virial"] = atom_virial
+    if not create_graph:
+        out = {key: value.detach() for key, value in out.items()}
+    return out
+
+
+def evaluate(model: Any, coord: torch.Tensor, atype: torch.Tensor, box: torch.Tensor | None = None,
+             fparam: torch.Tensor | None = None, aparam: torch.Tensor | None = None,
+             do_atomic_virial: bool = False, create_graph: bool = False) -> dict[str, torch.Tensor]:
+    """Outputs of dpmodel ``EnergyModel.call`` for whole frames, forces by autograd.
+
+    Parameters
+    ----------
+    coord : shape (nf, nloc, 3) or (nf, nloc*3); Å
+    atype : shape (nf, nloc), int; -1 marks a virtual atom
+    box : shape (nf, 9) or None; Å
+
+    The neighbour list is built on the host by :func:`dpmodel.neighbor.neighbor_data`
+    (integer bookkeeping, O(N) cell list for large systems), then moved to ``coord.device``.
+    """
+    nf, nloc = atype.shape
+    device = coord.device
+    coord = torch.reshape(coord.detach().to(torch.float64), (nf, nloc, 3)).cpu().numpy()
+    box = None if box is None else torch.reshape(box.detach().to(torch.float64), (nf, 9)).cpu().numpy()
+    ext = neighbor_data(coord, atype.detach().cpu().numpy(), box, model.get_rcut(), model.get_sel())
+    coord_ext, atype_ext, mapping, nlist = (torch.as_tensor(np.array(a), device=device) for a in ext)
+    return evaluate_lower(model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, do_atomic_virial, create_graph)

@@ -1,0 +1,407 @@
+"""The TorchScript program inside a ``.pth`` file.
+
+TorchScript cannot compile dpmodel's array-API code, so this module is the one native
+port in the backend, limited to what a deployed ``.pth`` needs: the forward pass of
+the energy model and its neighbour list. Every constant (cut-offs, ``sel``, statistics,
+weights, exclusion tables, skip-connection rules, scale factors) is read from a dpmodel
+object at build time; the program is trusted only through ``tests/pt``, which compare
+it with dpmodel on varied systems and options. Forces come from ``torch.autograd.grad``.
+
+The scripted module follows DeePMD-kit's ``.pth`` interface::
+
+    forward(coord, atype, box=None, fparam=None, aparam=None, do_atomic_virial=False)
+        -> {"energy", "atom_energy", "force", "virial", "mask"[, "atom_virial"]}
+    forward_lower(extended_coord, extended_atype, nlist, mapping, fparam, aparam, do_atomic_virial)
+"""
+
+
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from dpmodel.activation import canonical_activation
+from dpmodel.descriptor import RES_RESCALE
+from dpmodel.precision import numpy_dtype
+
+_ACTIVATIONS = ("none", "linear", "tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu")
+
+
+@torch.jit.script
+def _activation(x: torch.Tensor, code: int) -> torch.Tensor:
+    if code == 2:
+        return torch.tanh(x)
+    if code == 3:
+        return x * (x > 0.0).to(x.dtype)
+    if code == 4:
+        return torch.clamp(x, 0.0, 6.0)
+    if code == 5:
+        return torch.log1p(torch.exp(-torch.abs(x))) + torch.where(x > 0.0, x, torch.zeros_like(x))
+    if code == 6:
+        return 1.0 / (1.0 + torch.exp(-x))
+    if code == 7 or code == 8:
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+    if code == 9:
+        return x * (1.0 / (1.0 + torch.exp(-x)))
+    return x
+
+
+def _tensor(array: np.ndarray | None, like: np.ndarray | None = None, fill: float = 0.0) -> torch.Tensor:
+    if array is None:
+        return torch.full(like.shape, fill, dtype=torch.from_numpy(like).dtype)
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+class ScriptLayer(torch.nn.Module):
+    """One dpmodel ``Layer``: ``phi(x @ w + b) * idt + skip(x)``."""
+
+    activation: int
+    skip: int
+
+    def __init__(self, layer) -> None:
+        super().__init__()
+        self.register_buffer("w", _tensor(layer.w))
+        self.register_buffer("b", _tensor(layer.b, layer.w[0]))
+        self.register_buffer("idt", _tensor(layer.idt, layer.w[0], 1.0))
+        self.activation = _ACTIVATIONS.index(canonical_activation(layer.activation_function))
+        # the skip rule is dpmodel's: probe Layer.skip with a dummy input
+        probe = layer.skip(np.zeros((1, layer.num_in)))
+        self.skip = 0 if probe is None else (1 if probe.shape[-1] == layer.num_in else 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape[:-1]
+        shape.append(self.w.shape[1])
+        z = torch.matmul(x.reshape(-1, x.shape[-1]), self.w).reshape(shape) + self.b
+        y = _activation(z, self.activation) * self.idt
+        if self.skip == 1:
+            y = y + x
+        elif self.skip == 2:
+            y = y + torch.cat([x, x], dim=-1)
+        return y
+
+
+class ScriptNet(torch.nn.Module):
+    """A dpmodel ``EmbeddingNet`` or ``FittingNet``: its layers in order."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList([ScriptLayer(layer) for layer in net.layers])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
+    """(ntypes+1)**2 flat 0/1 table, 0 for the unordered ``pairs``; index ``ti*(ntypes+1)+tj``."""
+    table = np.ones((ntypes + 1, ntypes + 1), dtype=dtype)
+    for ti, tj in pairs:
+        table[ti, tj] = table[tj, ti] = 0
+    return torch.from_numpy(table.reshape(-1))
+
+
+class ScriptDescriptor(torch.nn.Module):
+    """dpmodel ``DescrptSeR.forward_pairs`` (``type_one_side``) for TorchScript."""
+
+    sections: List[int]
+
+    def __init__(self, desc) -> None:
+        super().__init__()
+        self.rcut, self.rcut_smth, self.protection = desc.rcut, desc.rcut_smth, desc.env_protection
+        self.ntypes, self.nnei = desc.ntypes, desc.nnei
+        self.sections = [int(s) for s in np.cumsum([0, *desc.sel])]
+        self.scale = RES_RESCALE / desc.nnei
+        self.register_buffer("davg", _tensor(desc.davg))
+        self.register_buffer("dstd", _tensor(desc.dstd))
+        pairs = desc.exclude_types if desc.type_one_side else []
+        self.register_buffer("exclude", _pair_table(desc.ntypes, pairs, desc.davg.dtype))
+        self.embeddings = torch.nn.ModuleList([ScriptNet(desc.embeddings[(t,)]) for t in range(desc.ntypes)])
+
+    def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, nnei, 3).
+
+        ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, nnei) neighbour types with
+        ``ntypes`` in padding slots, ``real`` (nf, nloc, nnei) true for real neighbours.
+        """
+        nf, nloc = atype.shape[0], atype.shape[1]
+        diff = diff.to(self.davg.dtype)
+        realf = real.to(diff.dtype)
+        r = torch.sqrt(torch.sum(diff * diff, dim=-1) + (1.0 - realf))
+        u = (r - self.rcut_smth) / (self.rcut - self.rcut_smth)
+        inside = (u > 0.0) & (u < 1.0)
+        uc = torch.where(inside, u, torch.zeros_like(u))
+        poly = 1.0 + uc**3 * (-6.0 * uc**2 + 15.0 * uc - 10.0)
+        w = torch.where(u <= 0.0, torch.ones_like(r), torch.where(u >= 1.0, torch.zeros_like(r), poly))
+        s = w / (r + self.protection) * realf
+        flat = atype.reshape(-1)
+        mean = torch.index_select(self.davg[:, :, 0], 0, flat).reshape(nf, nloc, self.nnei)
+        std = torch.index_select(self.dstd[:, :, 0], 0, flat).reshape(nf, nloc, self.nnei)
+        pair = atype[:, :, None] * (self.ntypes + 1) + ntype
+        mask = torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, self.nnei)
+        s_hat = (s - mean) / std * mask
+        total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
+        for tj, net in enumerate(self.embeddings):
+            block = s_hat[:, :, self.sections[tj]:self.sections[tj + 1], None]
+            value = torch.sum(net(block), dim=2)
+            total = value if tj == 0 else total + value
+        return (total * self.scale).to(torch.float64)
+
+
+class ScriptFitting(torch.nn.Module):
+    """dpmodel ``EnergyFitting.call`` for TorchScript."""
+
+    exclude_types: List[int]
+
+    def __init__(self, fitting) -> None:
+        super().__init__()
+        dtype = numpy_dtype(fitting.precision)
+        self.ntypes, self.dim_descrpt = fitting.ntypes, fitting.dim_descrpt
+        self.numb_fparam, self.numb_aparam = fitting.numb_fparam, fitting.numb_aparam
+        self.use_aparam = fitting.numb_aparam > 0 and not fitting.use_aparam_as_mask
+        self.mixed_types = fitting.mixed_types
+        self.exclude_types = [int(t) for t in fitting.exclude_types]
+        self.has_default_fparam = fitting.default_fparam is not None
+        empty = np.zeros(0, dtype)
+        self.register_buffer("dtype_probe", torch.from_numpy(empty))
+        self.register_buffer("fparam_avg", _tensor(fitting.fparam_avg if fitting.numb_fparam else empty))
+        self.register_buffer("fparam_inv_std", _tensor(fitting.fparam_inv_std if fitting.numb_fparam else empty))
+        self.register_buffer("aparam_avg", _tensor(fitting.aparam_avg if fitting.numb_aparam else empty))
+        self.register_buffer("aparam_inv_std", _tensor(fitting.aparam_inv_std if fitting.numb_aparam else empty))
+        default = np.zeros(fitting.numb_fparam) if fitting.default_fparam is None else fitting.default_fparam
+        self.register_buffer("default_fparam", torch.from_numpy(np.asarray(default, dtype=np.float64).reshape(-1)))
+        self.register_buffer("bias_atom_e", _tensor(np.asarray(fitting.bias_atom_e, dtype=np.float64)))
+        keys = [()] if fitting.mixed_types else [(t,) for t in range(fitting.ntypes)]
+        self.nets = torch.nn.ModuleList([ScriptNet(fitting.nets[key]) for key in keys])
+
+    def forward(self, descriptor: torch.Tensor, atype: torch.Tensor, fparam: Optional[torch.Tensor],
+                aparam: Optional[torch.Tensor]) -> torch.Tensor:
+        """Atomic energies (nf, nloc, 1), float64."""
+        nf, nloc = atype.shape[0], atype.shape[1]
+        dtype = self.dtype_probe.dtype
+        parts = [descriptor.to(dtype)]
+        if self.numb_fparam > 0:
+            if fparam is None:
+                if not self.has_default_fparam:
+                    raise RuntimeError("this model needs fparam of shape (nframes, numb_fparam); none was given")
+                fparam = self.default_fparam.to(descriptor.device)[None, :].expand(nf, self.numb_fparam)
+            assert fparam is not None
+            f = (fparam.reshape(nf, self.numb_fparam).to(dtype) - self.fparam_avg) * self.fparam_inv_std
+            parts.append(f[:, None, :].expand(nf, nloc, self.numb_fparam))
+        if self.use_aparam:
+            if aparam is None:
+                raise RuntimeError("this model needs aparam of shape (nframes, natoms, numb_aparam); none was given")
+            a = aparam.reshape(nf, nloc, self.numb_aparam).to(dtype)
+            parts.append((a - self.aparam_avg) * self.aparam_inv_std)
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        energy = torch.zeros(0, dtype=dtype, device=x.device)
+        for t, net in enumerate(self.nets):
+            if self.mixed_types:
+                energy = net(x)
+            else:
+                y = net(x) * (atype == t).to(dtype)[:, :, None]
+                energy = y if t == 0 else energy + y
+        bias = torch.index_select(self.bias_atom_e, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
+        energy = energy.to(torch.float64) + bias
+        keep = torch.ones_like(atype, dtype=torch.bool)
+        for t in self.exclude_types:
+            keep = keep & (atype != t)
+        return energy * keep.to(torch.float64)[:, :, None]
+
+
+def _take_rows(array: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``out[f, k] = array[f, index[f, k]]`` for (nf, n, ...) ``array`` and (nf, m) ``index``."""
+    nf, n = array.shape[0], array.shape[1]
+    tail = array.shape[2:]
+    offset = torch.arange(nf, dtype=index.dtype, device=index.device)[:, None] * n
+    flat_shape = [nf * n]
+    flat_shape.extend(tail)
+    out = torch.index_select(array.reshape(flat_shape), 0, (index + offset).reshape(-1))
+    shape = [nf, index.shape[1]]
+    shape.extend(tail)
+    return out.reshape(shape)
+
+
+class ScriptModel(torch.nn.Module):
+    """dpmodel ``EnergyModel`` (all-pairs neighbour list, autograd forces) for TorchScript."""
+
+    sel: List[int]
+    type_map: List[str]
+    atom_exclude_types: List[int]
+
+    def __init__(self, model, model_def_script: str = "") -> None:
+        super().__init__()
+        desc = model.descriptor
+        self.rcut, self.sel, self.nsel, self.ntypes = desc.rcut, list(desc.sel), desc.nnei, desc.ntypes
+        self.type_map = list(model.type_map)
+        self.atom_exclude_types = [int(t) for t in model.atom_exclude_types]
+        self.dim_fparam, self.dim_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
+        self.model_def_script = model_def_script
+        self.register_buffer("pair_keep", _pair_table(desc.ntypes, model.pair_exclude_types, np.bool_))
+        self.register_buffer("out_bias", _tensor(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
+        self.descriptor = ScriptDescriptor(desc)
+        self.fitting = ScriptFitting(model.fitting)
+
+    @torch.jit.export
+    def get_rcut(self) -> float:
+        return self.rcut
+
+    @torch.jit.export
+    def get_type_map(self) -> List[str]:
+        return self.type_map
+
+    @torch.jit.export
+    def get_sel(self) -> List[int]:
+        return self.sel
+
+    @torch.jit.export
+    def get_dim_fparam(self) -> int:
+        return self.dim_fparam
+
+    @torch.jit.export
+    def get_dim_aparam(self) -> int:
+        return self.dim_aparam
+
+    @torch.jit.export
+    def get_model_def_script(self) -> str:
+        return self.model_def_script
+
+    def forward(self, coord: torch.Tensor, atype: torch.Tensor, box: Optional[torch.Tensor] = None,
+                fparam: Optional[torch.Tensor] = None, aparam: Optional[torch.Tensor] = None,
+                do_atomic_virial: bool = False) -> Dict[str, torch.Tensor]:
+        """Energy (nf, 1), atom_energy (nf, nloc, 1), force (nf, nloc, 3), virial (nf, 9), mask
+        and with ``do_atomic_virial`` atom_virial (nf, nloc, 9) of ``coord`` (nf, nloc, 3) Å,
+        ``atype`` (nf, nloc) and ``box`` (nf, 9) Å or None."""
+        nf, nloc = atype.shape[0], atype.shape[1]
+        coord = coord.to(torch.float64).reshape(nf, nloc, 3)
+        if box is None:
+            coord_ext, atype_ext = coord, atype
+            mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device)[None, :].expand(nf, nloc)
+        else:
+            cell = box.to(torch.float64).reshape(nf, 3, 3)
+            coord_ext, atype_ext, mapping = self.extend(self.wrap(coord, cell), atype, cell)
+        nlist = self.neighbor_list(coord_ext, atype_ext, nloc)
+        return self.forward_lower(coord_ext, atype_ext, nlist, mapping, fparam, aparam, do_atomic_virial)
+
+    def wrap(self, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        frac = torch.matmul(coord, torch.linalg.inv(cell))
+        frac = frac - torch.floor(frac)
+        frac = torch.where(frac >= 1.0, frac - 1.0, frac)
+        return torch.matmul(frac, cell)
+
+    def extend(self, coord: torch.Tensor, atype: torch.Tensor, cell: torch.Tensor):
+        """Ghost atoms as dpmodel ``extend_coord_with_ghosts`` (shift-major, shifts sorted by norm)."""
+        nf, nloc = atype.shape[0], atype.shape[1]
+        a, b, c = cell[:, 0, :], cell[:, 1, :], cell[:, 2, :]
+        volume = torch.abs(torch.sum(a * torch.linalg.cross(b, c), dim=-1))
+        areas = torch.stack([torch.linalg.vector_norm(torch.linalg.cross(b, c), dim=-1),
+                             torch.linalg.vector_norm(torch.linalg.cross(c, a), dim=-1),
+                             torch.linalg.vector_norm(torch.linalg.cross(a, b), dim=-1)], dim=-1)
+        nbuff: List[int] = torch.ceil(self.rcut / (volume[:, None] / areas)).to(torch.int64).amax(dim=0).tolist()
+        axes = [torch.arange(-n, n + 1, dtype=torch.int64, device=coord.device) for n in nbuff]
+        grid = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=-1).reshape(-1, 3)
+        order = torch.argsort(torch.sum(grid * grid, dim=-1), stable=True)
+        shifts = torch.index_select(grid, 0, order).to(torch.float64)
+        ns = shifts.shape[0]
+        shift_vec = torch.matmul(shifts, cell)
+        coord_ext = (coord[:, None, :, :] + shift_vec[:, :, None, :]).reshape(nf, ns * nloc, 3)
+        atype_ext = atype[:, None, :].expand(nf, ns, nloc).reshape(nf, ns * nloc)
+        mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device).repeat(ns)[None, :].expand(nf, ns * nloc)
+        return coord_ext, atype_ext, mapping
+
+    def neighbor_list(self, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nloc: int) -> torch.Tensor:
+        """Type-split neighbour list as dpmodel ``build_neighbor_list`` (all pairs)."""
+        nf, nall = atype_ext.shape[0], atype_ext.shape[1]
+        far = torch.max(coord_ext) + 2.0 * self.rcut
+        coord = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
+        diff = coord[:, None, :, :] - coord[:, :nloc, None, :]
+        dist = torch.sqrt(torch.sum(diff * diff, dim=-1))
+        dist = dist - torch.eye(nloc, nall, dtype=dist.dtype, device=dist.device)
+        order = torch.argsort(dist, dim=-1, stable=True)[:, :, 1:]
+        if order.shape[2] < self.nsel:
+            pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
+            order = torch.cat([order, pad], dim=-1)
+        order = order[:, :, :self.nsel]
+        real = order >= 0
+        safe = torch.where(real, order, torch.zeros_like(order))
+        d = _take_rows(dist.reshape(nf * nloc, nall), safe.reshape(nf * nloc, self.nsel)).reshape(nf, nloc, self.nsel)
+        keep = real & (d <= self.rcut) & (atype_ext[:, :nloc, None] >= 0)
+        nlist = torch.where(keep, order, torch.full_like(order, -1))
+        ntype = self.neighbor_types(atype_ext, nlist)
+        blocks: List[torch.Tensor] = []
+        for t, width in enumerate(self.sel):
+            is_t = ntype == t
+            pick = torch.argsort((~is_t).to(torch.int64), dim=-1, stable=True)
+            block = torch.where(torch.gather(is_t, 2, pick), torch.gather(nlist, 2, pick), torch.full_like(nlist, -1))
+            if block.shape[2] < width:
+                pad = torch.full([nf, nloc, width - block.shape[2]], -1, dtype=block.dtype, device=block.device)
+                block = torch.cat([block, pad], dim=-1)
+            blocks.append(block[:, :, :width])
+        return torch.cat(blocks, dim=-1)
+
+    def neighbor_types(self, atype_ext: torch.Tensor, nlist: torch.Tensor) -> torch.Tensor:
+        """Type of the atom in every slot, ``ntypes`` in padding slots; (nf, nloc, nnei)."""
+        nf, nloc, nnei = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+        real = nlist >= 0
+        safe = torch.where(real, nlist, torch.zeros_like(nlist))
+        ntype = _take_rows(atype_ext[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei)
+        return torch.where(real, ntype, torch.full_like(ntype, self.ntypes))
+
+    @torch.jit.export
+    def forward_lower(self, extended_coord: torch.Tensor, extended_atype: torch.Tensor, nlist: torch.Tensor,
+                      mapping: torch.Tensor, fparam: Optional[torch.Tensor] = None,
+                      aparam: Optional[torch.Tensor] = None, do_atomic_virial: bool = False) -> Dict[str, torch.Tensor]:
+        """Outputs of :meth:`forward` (local atoms) from extended atoms, a type-split nlist and mapping."""
+        nf, nloc, nnei = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+        coord_ext = extended_coord.to(torch.float64).reshape(nf, -1, 3)
+        atype_loc = extended_atype[:, :nloc]
+        safe_ext = torch.where(extended_atype >= 0, extended_atype, torch.zeros_like(extended_atype))
+        atype = safe_ext[:, :nloc]
+        # model pair_exclude_types on the original types (a virtual atom is never excluded)
+        ctype = atype_loc[:, :, None].expand(nf, nloc, nnei)
+        otype = self.neighbor_types(extended_atype, nlist)
+        index = torch.where((ctype >= 0) & (otype >= 0), ctype * (self.ntypes + 1) + otype,
+                            torch.full_like(ctype, self.ntypes * (self.ntypes + 2)))
+        keep_pair = torch.index_select(self.pair_keep, 0, index.reshape(-1)).reshape(nf, nloc, nnei)
+        nlist = torch.where(keep_pair, nlist, torch.full_like(nlist, -1))
+        ntype = self.neighbor_types(safe_ext, nlist)
+        real = nlist >= 0
+        safe = torch.where(real, nlist, torch.zeros_like(nlist))
+        neighbours = _take_rows(coord_ext, safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei, 3)
+        diff = (neighbours - coord_ext[:, :nloc, None, :]) * real.to(torch.float64)[:, :, :, None]
+        diff = diff.detach().requires_grad_(True)
+        descriptor = self.descriptor(diff, atype, ntype, real)
+        atom_energy = self.fitting(descriptor, atype, fparam, aparam)
+        mask = atype_loc >= 0
+        for t in self.atom_exclude_types:
+            mask = mask & (atype_loc != t)
+        bias = torch.index_select(self.out_bias, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
+        atom_energy = (atom_energy + bias) * mask.to(torch.float64)[:, :, None]
+        energy = torch.sum(atom_energy, dim=1)
+        grads = torch.autograd.grad([torch.sum(energy)], [diff])
+        pair_grad = grads[0]
+        assert pair_grad is not None
+        owner = _take_rows(mapping.to(torch.int64)[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(-1)
+        segment = owner + (torch.arange(nf, dtype=torch.int64, device=owner.device) * nloc).repeat_interleave(nloc * nnei)
+        received = torch.zeros([nf * nloc, 3], dtype=pair_grad.dtype, device=pair_grad.device)
+        received = received.index_add(0, segment, pair_grad.reshape(-1, 3))
+        force = torch.sum(pair_grad, dim=2) - received.reshape(nf, nloc, 3)
+        pair_virial = -(pair_grad[:, :, :, :, None] * diff.detach()[:, :, :, None, :]).reshape(nf, nloc, nnei, 9)
+        out = {"energy": energy.detach(), "atom_energy": atom_energy.detach(), "force": force,
+               "virial": torch.sum(pair_virial, dim=[1, 2]), "mask": mask.to(torch.int32)}
+        if do_atomic_virial:
+            atom_virial = torch.zeros([nf * nloc, 9], dtype=pair_grad.dtype, device=pair_grad.device)
+            out["atom_virial"] = atom_virial.index_add(0, segment, pair_virial.reshape(-1, 9)).reshape(nf, nloc, 9)
+        return out
+
+
+def script_model(model, model_def_script: str = "") -> torch.jit.ScriptModule:
+    """Compile a dpmodel (NumPy) ``EnergyModel`` into the TorchScript program of a ``.pth``.
+
+    ``torch.jit.script`` is deprecated in favour of ``torch.export`` but remains the
+    format DeePMD-kit's ``.pth`` files and their C++/LAMMPS consumers load.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=DeprecationWarning)
+        return torch.jit.script(ScriptModel(model, model_def_script))
