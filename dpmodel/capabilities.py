@@ -45,9 +45,26 @@ RESTRICTIONS: tuple[Restriction, ...] = (
                 "remove the model-level type_embedding section"),
     Restriction("model/descriptor/spin", lambda v: v is not None, "set", (),
                 "remove spin; spin models are not part of se_e2_r here"),
+    Restriction("dp compress: model/type_embedding", bool, "set", (),
+                "a model-level (TensorFlow) type embedding has no tabulated form for se_e2_r; "
+                "use the uncompressed model"),
 )
 
 _BY_OPTION = {r.option: r for r in RESTRICTIONS}
+
+#: Options whose value, when the input leaves them out, depends on the backend
+#: (``"*"``: every other backend). ``type_one_side`` defaults to false in DeePMD-kit's
+#: schema, which only TensorFlow implements; DeePMD-kit's PyTorch backend effectively
+#: runs one-side nets, so pt/jax/dpmodel default to true.
+BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model/descriptor/type_one_side": {"tf": False, "*": True},
+}
+
+
+def backend_default(option: str, backend: str) -> Any:
+    """The value ``option`` takes on ``backend`` when the input does not set it."""
+    table = BACKEND_DEFAULTS[option]
+    return table.get(backend, table["*"])
 
 
 def is_supported(option: str, value: Any, backend: str) -> bool:

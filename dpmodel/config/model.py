@@ -44,7 +44,15 @@ def descriptor_se_e2_r() -> Argument:
         opt("neuron", list[int], [10, 20, 40], "Widths of the embedding net."),
         activation(),
         opt("resnet_dt", bool, False, "Timestep in residual connections."),
-        opt("type_one_side", bool, False, "One embedding net per neighbour type."),
+        opt(
+            "type_one_side",
+            [bool, None],
+            None,
+            "One embedding net per neighbour type (true) or per (centre, neighbour) "
+            "type pair (false). Left out: false on tf (DeePMD-kit's TensorFlow "
+            "default), true on pt and jax (what DeePMD-kit's PyTorch runs); false is "
+            "refused by pt and jax.",
+        ),
         precision(),
         opt("trainable", bool, True, "Whether the descriptor is trained."),
         seed(),

@@ -31,7 +31,8 @@ def test_defaults_are_deepmd_defaults() -> None:
     descriptor = config["model"]["descriptor"]
     assert descriptor["sel"] == "auto" and descriptor["rcut"] == 6.0
     assert descriptor["rcut_smth"] == 0.5 and descriptor["neuron"] == [10, 20, 40]
-    assert descriptor["type_one_side"] is False and descriptor["precision"] == "default"
+    # type_one_side stays None: its default depends on the backend (dpmodel.config.backend)
+    assert descriptor["type_one_side"] is None and descriptor["precision"] == "default"
     fitting = config["model"]["fitting_net"]
     assert fitting["type"] == "ener" and fitting["neuron"] == [120, 120, 120]
     assert fitting["resnet_dt"] is True and fitting["rcond"] is None
