@@ -207,6 +207,29 @@ class DataSystems:
         self._cursor[isys] = cursor + size
         return system.frames(order[cursor : cursor + size])
 
+    def state(self) -> dict[str, Any]:
+        """The batch-order state, for checkpoints: restoring it replays the same batches.
+
+        Returns
+        -------
+        dict
+            ``rng`` (the JSON-able bit-generator state), ``cursor`` (list of int) and
+            ``order`` (per system, the current frame permutation or None).
+        """
+        order = [None if o is None else o.copy() for o in self._order]
+        return {"rng": self._rng.bit_generator.state, "cursor": list(self._cursor), "order": order}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+        if len(state["cursor"]) != len(self.systems):
+            raise DataError(
+                f"saved batch state covers {len(state['cursor'])} systems, but "
+                f"{len(self.systems)} are configured; the data systems changed"
+            )
+        self._rng.bit_generator.state = state["rng"]
+        self._cursor = [int(c) for c in state["cursor"]]
+        self._order = [None if o is None else np.asarray(o, dtype=np.int64) for o in state["order"]]
+
     def next_batch(self) -> tuple[int, dict[str, Any]]:
         """Draw a system by ``probs`` and return ``(system_index, batch)``."""
         isys = int(self._rng.choice(len(self.systems), p=self.probs))
