@@ -1,0 +1,7 @@
+"""``python -m dpmodel.cli`` = ``dp``."""
+
+import sys
+
+from dpmodel.cli import main
+
+sys.exit(main())
