@@ -1,0 +1,89 @@
+"""The Trainer with a NumPy stub backend: schedule, lcurve rows, checkpoints, restart, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from stub_backend import StubTrainer, stub_prepared
+
+from dpmodel.data import DataSystems
+from dpmodel.training import Trainer, TrainingInterrupted, TrainOptions
+from dpmodel.training.checkpoint import read_checkpoint
+
+
+def _run(config, workdir, on_step=None, restart=None):
+    train_cfg = config["training"]
+    train = DataSystems(train_cfg["training_data"]["systems"], config["model"]["type_map"], 1, seed=7)
+    valid = DataSystems(train_cfg["validation_data"]["systems"], config["model"]["type_map"], 1, seed=[7, 1])
+    stub = StubTrainer({}, config, on_step)
+    prepared = stub_prepared(config, train, valid, stub, {})
+    if restart is not None:
+        ckpt = read_checkpoint(restart)
+        stub.load_state(ckpt.state)
+        train.load_state(ckpt.data["train"])
+        valid.load_state(ckpt.data["valid"])
+        prepared.start_step, prepared.restarted = ckpt.step, True
+    trainer = Trainer(prepared, TrainOptions(workdir=workdir, progress=False))
+    return trainer, trainer.run
+
+
+def test_rows_checkpoints_and_out_json(small_config, tmp_path) -> None:
+    trainer, run = _run(small_config, tmp_path)
+    assert run() == 12
+    assert [row["step"] for row in trainer.history] == [1, 2, 4, 6, 8, 10, 12]
+    table = np.genfromtxt(tmp_path / "lcurve.out", names=True)
+    assert table.dtype.names == ("step", "rmse_val", "rmse_trn", "rmse_e_val", "rmse_e_trn", "rmse_f_val",
+                                 "rmse_f_trn", "rmse_v_val", "rmse_v_trn", "lr")
+    assert table["step"].tolist() == [1, 2, 4, 6, 8, 10, 12]
+    np.testing.assert_allclose(table["lr"], [row["lr"] for row in trainer.history], rtol=0.05)
+    names = sorted(p.name for p in tmp_path.glob("model.ckpt-*.dp"))
+    assert names == ["model.ckpt-12.dp", "model.ckpt-4.dp", "model.ckpt-8.dp"]
+    assert (tmp_path / "checkpoint").read_text().strip() == "model.ckpt-12.dp"
+    assert read_checkpoint(tmp_path / "model.ckpt.dp").step == 12
+    assert (tmp_path / "out.json").is_file()
+
+
+def test_restart_continues_identical_trajectory(small_config, tmp_path) -> None:
+    full, run = _run(small_config, tmp_path / "full")
+    run()
+    resumed, run = _run(small_config, tmp_path / "resumed", restart=tmp_path / "full" / "model.ckpt-4.dp")
+    run()
+    assert resumed.history == [row for row in full.history if row["step"] > 4]
+    final = [read_checkpoint(tmp_path / d / "model.ckpt-12.dp").state for d in ("full", "resumed")]
+    for key in final[0]:
+        assert np.array_equal(final[0][key], final[1][key])
+
+
+def test_ctrl_c_saves_and_restart_matches(small_config, tmp_path) -> None:
+    full, run = _run(small_config, tmp_path / "full")
+    run()
+
+    def interrupt(count: int) -> None:
+        if count == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped, run = _run(small_config, tmp_path / "cut", on_step=interrupt)
+    with pytest.raises(TrainingInterrupted) as info:
+        run()
+    assert info.value.step == 5 and info.value.checkpoint.name == "model.ckpt-5.dp"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed, run = _run(small_config, tmp_path / "cut", restart=tmp_path / "cut")
+    run()
+    rows = np.genfromtxt(tmp_path / "cut" / "lcurve.out", names=True)
+    expected = np.genfromtxt(tmp_path / "full" / "lcurve.out", names=True)
+    assert rows.tolist() == expected.tolist()
+    assert stopped.history + resumed.history == full.history
+
+
+def test_lcurve_without_validation_or_virial(small_config, tmp_path) -> None:
+    small_config["training"]["validation_data"] = None
+    small_config["loss"]["start_pref_v"] = small_config["loss"]["limit_pref_v"] = 0.0
+    train = DataSystems(small_config["training"]["training_data"]["systems"], ["Cu", "Au"], 1, seed=1)
+    trainer = Trainer(stub_prepared(small_config, train, None, StubTrainer({}, small_config), {}),
+                      TrainOptions(workdir=tmp_path, progress=False))
+    trainer.run()
+    table = np.genfromtxt(tmp_path / "lcurve.out", names=True)
+    assert table.dtype.names == ("step", "rmse_trn", "rmse_e_trn", "rmse_f_trn", "lr")
