@@ -1,0 +1,113 @@
+"""Exported TensorFlow graphs: SavedModel and frozen GraphDef of the lower interface.
+
+Tensor names are listed in :mod:`backends.tf.io`; the inputs and outputs are those of
+:mod:`backends.tf.model`. Each ``*_functions`` helper returns two callables on NumPy
+inputs (the dict of :func:`backends.tf.model.prepare_inputs`): the lower interface and
+the descriptor.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from backends.tf.model import INPUT_NAMES, OUTPUT_NAMES, CompiledModel, descriptor_of, energy_and_forces, signature_of
+from backends.tf.modules import EnergyModel
+
+Functions = tuple[Callable[[dict], dict], Callable[[dict], np.ndarray]]
+
+
+def _feed(inputs: dict, names: tuple[str, ...]) -> list[tf.Tensor]:
+    return [tf.convert_to_tensor(inputs[n]) for n in names]
+
+
+def _numpy(out: dict) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ frozen GraphDef
+def frozen_graph_def(model: EnergyModel, payload: bytes, payload_node: str) -> tf.compat.v1.GraphDef:
+    """A self-contained ``GraphDef``: placeholders ``i_*``, outputs ``o_*`` and the payload constant."""
+    signature = [tf.TensorSpec(s.shape, s.dtype, name=f"i_{s.name}") for s in signature_of(model)]
+
+    def lower(coord_ext, atype_ext, nlist, mapping, fparam, aparam):
+        out = energy_and_forces(model, coord_ext, atype_ext, nlist, mapping, fparam, aparam)
+        out["descriptor"] = descriptor_of(model, coord_ext, atype_ext, nlist)
+        return {k: tf.identity(v, name=f"o_{k}") for k, v in out.items()}
+
+    concrete = tf.function(lower, input_signature=signature, autograph=False).get_concrete_function()
+    graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    node = graph_def.node.add()
+    node.name, node.op = payload_node, "Const"
+    node.attr["dtype"].type = tf.string.as_datatype_enum
+    node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(payload))
+    return graph_def
+
+
+def frozen_functions(graph_def: tf.compat.v1.GraphDef) -> Functions:
+    """Pruned functions of a frozen graph of ours (no session: ``wrap_function`` + ``prune``)."""
+    def import_all():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    wrapped = tf.compat.v1.wrap_function(import_all, [])
+    get = wrapped.graph.get_tensor_by_name
+    feeds = [get(f"i_{n}:0") for n in INPUT_NAMES]
+    lower = wrapped.prune(feeds, {k: get(f"o_{k}:0") for k in OUTPUT_NAMES})
+    descriptor = wrapped.prune(feeds[:3], get("o_descriptor:0"))
+    return (lambda inputs: _numpy(lower(*_feed(inputs, INPUT_NAMES))),
+            lambda inputs: descriptor(*_feed(inputs, INPUT_NAMES[:3])).numpy())
+
+
+# ------------------------------------------------------------------ SavedModel
+def write_savedmodel(directory: str, model: EnergyModel, payload: bytes, asset_name: str) -> None:
+    """Export ``model`` to ``directory`` with the payload as the asset ``asset_name``."""
+    compiled = CompiledModel(model)
+    with tempfile.TemporaryDirectory() as staging:
+        asset = Path(staging) / asset_name
+        asset.write_bytes(payload)
+        module = tf.Module()
+        module.model = model
+        module.call_lower = compiled.call_lower
+        module.descriptor = compiled.descriptor_lower
+        module.model_dict = tf.saved_model.Asset(str(asset))
+        signatures = {"serving_default": compiled.call_lower.get_concrete_function(),
+                      "descriptor": _named(compiled.descriptor_lower)}
+        tf.saved_model.save(module, directory, signatures=signatures)
+    if not os.path.isfile(os.path.join(directory, "assets", asset_name)):
+        raise OSError(f"SavedModel export did not write the {asset_name} asset")
+
+
+def _named(function) -> tf.types.experimental.ConcreteFunction:
+    """A concrete function returning ``{"descriptor": ...}`` (signature outputs need names)."""
+    specs = function.input_signature
+    return tf.function(lambda *args: {"descriptor": function(*args)}, input_signature=specs, autograph=False).get_concrete_function()
+
+
+def savedmodel_functions(path: str | Path) -> Functions:
+    """The two signatures of a SavedModel of ours."""
+    loaded = tf.saved_model.load(str(path))
+    lower, descriptor = loaded.signatures["serving_default"], loaded.signatures["descriptor"]
+
+    def run_lower(inputs: dict) -> dict:
+        return _numpy(lower(**{n: tf.convert_to_tensor(inputs[n]) for n in INPUT_NAMES}))
+
+    def run_descriptor(inputs: dict) -> np.ndarray:
+        return descriptor(**{n: tf.convert_to_tensor(inputs[n]) for n in INPUT_NAMES[:3]})["descriptor"].numpy()
+
+    run_lower.loaded = loaded  # keep the restored objects alive
+    return run_lower, run_descriptor
+
+
+def model_functions(model_dict: dict) -> Functions:
+    """Functions of a model built from its dict (e.g. imported from DeePMD-kit)."""
+    from dpmodel.model_factory import model_from_dict
+
+    compiled = CompiledModel(model_from_dict(model_dict, EnergyModel))
+    return (lambda inputs: _numpy(compiled.call_lower(*_feed(inputs, INPUT_NAMES))),
+            lambda inputs: compiled.descriptor_lower(*_feed(inputs, INPUT_NAMES[:3])).numpy())

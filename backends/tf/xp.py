@@ -1,0 +1,547 @@
+"""An array-API namespace for TensorFlow tensors, so dpmodel's math runs on them.
+
+``array_api_compat`` does not serve TensorFlow, so this module is the namespace
+:func:`dpmodel.xp.array_namespace` returns for TF tensors (registered by
+:func:`register`). Arrays are :class:`TFArray`, a thin wrapper of a ``tf.Tensor``
+whose ``shape`` holds an ``int`` for every static dimension and a scalar int64
+``TFArray`` for every dimension only known at run time. dpmodel's shape arithmetic
+(``nf * nloc``) therefore builds graph ops inside a ``tf.function`` traced with
+``None`` dimensions, and one trace serves every system size. Binary operators
+promote dtypes of one kind (``int32`` with ``int64``, ``float32`` with ``float64``)
+as the array API does; TensorFlow alone would refuse.
+
+Only the subset of the standard that dpmodel uses is implemented.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["TFArray", "register", "is_tf_array", "wrap", "unwrap"]
+
+bool = tf.bool  # noqa: A001 - array-API dtype names
+int8, int16, int32, int64 = tf.int8, tf.int16, tf.int32, tf.int64
+uint8 = tf.uint8
+float16, bfloat16, float32, float64 = tf.float16, tf.bfloat16, tf.float32, tf.float64
+newaxis = None
+e, pi, inf, nan = np.e, np.pi, np.inf, np.nan
+
+
+class TFArray:
+    """A ``tf.Tensor`` seen through the array API (operators, ``shape``, indexing).
+
+    Attributes
+    ----------
+    t : the wrapped ``tf.Tensor``
+    """
+
+    __slots__ = ("t", "_shape")
+    __array_priority__ = 100
+
+    def __init__(self, tensor: Any) -> None:
+        self.t = tensor
+        self._shape = None
+
+    # ---------------------------------------------------------------- attributes
+    @property
+    def shape(self) -> tuple:
+        """Static dims as ``int``; dims known only at run time as scalar int64 ``TFArray``."""
+        if self._shape is None:
+            static = self.t.shape.as_list()
+            if builtins.all(d is not None for d in static):
+                self._shape = tuple(static)
+            else:
+                dynamic = tf.shape(self.t, out_type=tf.int64)
+                self._shape = tuple(d if d is not None else TFArray(dynamic[i]) for i, d in enumerate(static))
+        return self._shape
+
+    @property
+    def dtype(self) -> tf.DType:
+        return self.t.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.t.shape.rank
+
+    @property
+    def device(self) -> str:
+        return getattr(self.t, "device", "")
+
+    @property
+    def mT(self) -> "TFArray":  # noqa: N802 - array-API name
+        return TFArray(tf.linalg.matrix_transpose(self.t))
+
+    # ---------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        return self.t.numpy()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self.t.numpy())
+        return out if dtype is None else out.astype(dtype)
+
+    def __bool__(self) -> bool:
+        return builtins_bool(self.t.numpy())
+
+    def __int__(self) -> int:
+        return int(self.t.numpy())
+
+    def __index__(self) -> int:
+        return int(self.t.numpy())
+
+    def __float__(self) -> float:
+        return float(self.t.numpy())
+
+    def __len__(self) -> int:
+        first = self.shape[0]
+        if isinstance(first, TFArray):
+            raise TypeError("len() of a TFArray whose first dimension is only known at run time")
+        return first
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"TFArray({self.t!r})"
+
+    # ---------------------------------------------------------------- indexing
+    def __getitem__(self, key: Any) -> "TFArray":
+        return TFArray(self.t[_unwrap_key(key)])
+
+    # ---------------------------------------------------------------- operators
+    def __neg__(self) -> "TFArray":
+        return TFArray(-self.t)
+
+    def __pos__(self) -> "TFArray":
+        return self
+
+    def __abs__(self) -> "TFArray":
+        return TFArray(tf.abs(self.t))
+
+    def __invert__(self) -> "TFArray":
+        if self.t.dtype == tf.bool:
+            return TFArray(tf.logical_not(self.t))
+        return TFArray(tf.bitwise.invert(self.t))
+
+
+def builtins_bool(value: Any) -> bool:
+    return builtins.bool(value)
+
+
+def _binary(op):
+    def forward(self, other):
+        a, b = _promote(self.t, other)
+        return TFArray(op(a, b))
+
+    def reverse(self, other):
+        b, a = _promote(self.t, other)
+        return TFArray(op(a, b))
+
+    return forward, reverse
+
+
+def _logical(logic, bitwise):
+    def op(a, b):
+        return logic(a, b) if a.dtype == tf.bool else bitwise(a, b)
+
+    return op
+
+
+_OPERATORS = {
+    "add": tf.add,
+    "sub": tf.subtract,
+    "mul": tf.multiply,
+    "truediv": tf.truediv,
+    "floordiv": tf.math.floordiv,
+    "mod": tf.math.floormod,
+    "pow": tf.pow,
+    "matmul": lambda a, b: matmul(TFArray(a), TFArray(b)).t,
+    "and": _logical(tf.logical_and, tf.bitwise.bitwise_and),
+    "or": _logical(tf.logical_or, tf.bitwise.bitwise_or),
+    "xor": _logical(tf.math.logical_xor, tf.bitwise.bitwise_xor),
+}
+for _name, _op in _OPERATORS.items():
+    _fwd, _rev = _binary(_op)
+    setattr(TFArray, f"__{_name}__", _fwd)
+    setattr(TFArray, f"__r{_name}__", _rev)
+for _name, _op in {"eq": tf.equal, "ne": tf.not_equal, "lt": tf.less, "le": tf.less_equal,
+                   "gt": tf.greater, "ge": tf.greater_equal}.items():
+    setattr(TFArray, f"__{_name}__", _binary(_op)[0])
+TFArray.__hash__ = None  # type: ignore[assignment]
+
+
+# -------------------------------------------------------------------- helpers
+def is_tf_array(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`TFArray`, a ``tf.Tensor`` or a ``tf.Variable``."""
+    return isinstance(obj, (TFArray, tf.Variable)) or tf.is_tensor(obj)
+
+
+def unwrap(obj: Any) -> Any:
+    """The ``tf.Tensor`` inside a :class:`TFArray`; anything else unchanged."""
+    return obj.t if isinstance(obj, TFArray) else obj
+
+
+def wrap(tensor: Any) -> TFArray:
+    """A :class:`TFArray` of a tensor, variable or NumPy array (registers this namespace)."""
+    register()
+    if isinstance(tensor, TFArray):
+        return tensor
+    return TFArray(tf.convert_to_tensor(tensor))
+
+
+def _unwrap_key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return tuple(_unwrap_key(k) for k in key)
+    if isinstance(key, slice):
+        return slice(unwrap(key.start), unwrap(key.stop), unwrap(key.step))
+    return unwrap(key)
+
+
+def _tensor(obj: Any, dtype: Any = None) -> tf.Tensor:
+    obj = unwrap(obj)
+    if isinstance(obj, tf.Variable):
+        obj = tf.convert_to_tensor(obj)
+    if tf.is_tensor(obj):
+        return obj if dtype is None or obj.dtype == dtype else tf.cast(obj, dtype)
+    array = np.asarray(obj)
+    if dtype is None and array.dtype.kind == "f" and not isinstance(obj, np.ndarray):
+        dtype = tf.float64
+    return tf.constant(array, dtype=dtype)
+
+
+def _promote(a: tf.Tensor, other: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """``a`` and ``other`` as tensors of one dtype (Python scalars take ``a``'s dtype)."""
+    other = unwrap(other)
+    if isinstance(other, (int, float, np.generic, builtins_bool_type)) and not tf.is_tensor(other):
+        if isinstance(other, (float, np.floating)) and not a.dtype.is_floating:
+            a = tf.cast(a, tf.float64)
+        elif a.dtype == tf.bool and not isinstance(other, builtins_bool_type):
+            return a, tf.constant(other)
+        return a, tf.constant(other, dtype=a.dtype)
+    b = _tensor(other)
+    if a.dtype != b.dtype:
+        dtype = tf.as_dtype(np.result_type(a.dtype.as_numpy_dtype, b.dtype.as_numpy_dtype))
+        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    return a, b
+
+
+builtins_bool_type = type(True)
+
+
+def _shape(shape: Any) -> Any:
+    """A shape for TF ops: a list of ints, or an int64 tensor when a dim is dynamic."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, builtins_bool_type):
+        shape = (shape,)
+    if isinstance(shape, TFArray):
+        return tf.cast(shape.t, tf.int64)
+    dims = list(shape)
+    if builtins.all(isinstance(d, (int, np.integer)) for d in dims):
+        return [int(d) for d in dims]
+    return tf.stack([tf.cast(unwrap(d), tf.int64) if not isinstance(d, (int, np.integer))
+                     else tf.constant(int(d), tf.int64) for d in dims])
+
+
+def _out(tensor: tf.Tensor) -> TFArray:
+    return TFArray(tensor)
+
+
+# -------------------------------------------------------------------- creation
+def asarray(obj: Any, dtype: Any = None, device: Any = None, copy: Any = None) -> TFArray:
+    if isinstance(obj, TFArray):
+        return obj if dtype is None else astype(obj, dtype)
+    return _out(_tensor(obj, dtype))
+
+
+def zeros(shape: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    return _out(tf.zeros(_shape(shape), dtype=dtype or tf.float64))
+
+
+def ones(shape: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    return _out(tf.ones(_shape(shape), dtype=dtype or tf.float64))
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    if dtype is None:
+        dtype = tf.bool if isinstance(fill_value, builtins_bool_type) else (
+            tf.int64 if isinstance(fill_value, (int, np.integer)) else tf.float64)
+    return _out(tf.fill(_shape(shape), tf.constant(fill_value, dtype=dtype)))
+
+
+def zeros_like(x: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    return _out(tf.zeros_like(_tensor(x), dtype=dtype))
+
+
+def ones_like(x: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    return _out(tf.ones_like(_tensor(x), dtype=dtype))
+
+
+def full_like(x: Any, fill_value: Any, dtype: Any = None, device: Any = None) -> TFArray:
+    tensor = _tensor(x)
+    return _out(tf.fill(tf.shape(tensor), tf.constant(fill_value, dtype=dtype or tensor.dtype)))
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None, device: Any = None) -> TFArray:
+    values = [unwrap(v) for v in (start, stop, step) if v is not None]
+    if dtype is None:
+        floats = builtins.any(isinstance(v, float) or (tf.is_tensor(v) and v.dtype.is_floating) for v in values)
+        dtype = tf.float64 if floats else tf.int64
+    if stop is None:
+        return _out(tf.range(tf.cast(unwrap(start), dtype), delta=tf.cast(unwrap(step), dtype), dtype=dtype))
+    return _out(tf.range(tf.cast(unwrap(start), dtype), tf.cast(unwrap(stop), dtype), tf.cast(unwrap(step), dtype),
+                         dtype=dtype))
+
+
+def eye(n_rows: int, n_cols: int | None = None, k: int = 0, dtype: Any = None, device: Any = None) -> TFArray:
+    if k != 0:
+        raise ValueError("eye with k != 0 is not implemented for TensorFlow")
+    return _out(tf.eye(n_rows, n_cols, dtype=dtype or tf.float64))
+
+
+# -------------------------------------------------------------------- manipulation
+def astype(x: Any, dtype: Any, copy: bool = True, device: Any = None) -> TFArray:
+    return _out(_tensor(x, dtype))
+
+
+def reshape(x: Any, shape: Any, copy: Any = None) -> TFArray:
+    return _out(tf.reshape(_tensor(x), _shape(shape)))
+
+
+def broadcast_to(x: Any, shape: Any) -> TFArray:
+    return _out(tf.broadcast_to(_tensor(x), _shape(shape)))
+
+
+def concat(arrays: Sequence[Any], axis: int | None = 0) -> TFArray:
+    tensors = [_tensor(a) for a in arrays]
+    if axis is None:
+        return _out(tf.concat([tf.reshape(t, [-1]) for t in tensors], 0))
+    return _out(tf.concat(tensors, axis))
+
+
+def stack(arrays: Sequence[Any], axis: int = 0) -> TFArray:
+    return _out(tf.stack([_tensor(a) for a in arrays], axis))
+
+
+def expand_dims(x: Any, axis: int = 0) -> TFArray:
+    return _out(tf.expand_dims(_tensor(x), axis))
+
+
+def squeeze(x: Any, axis: Any) -> TFArray:
+    return _out(tf.squeeze(_tensor(x), axis))
+
+
+def permute_dims(x: Any, axes: Sequence[int]) -> TFArray:
+    return _out(tf.transpose(_tensor(x), list(axes)))
+
+
+def matrix_transpose(x: Any) -> TFArray:
+    return _out(tf.linalg.matrix_transpose(_tensor(x)))
+
+
+def take(x: Any, indices: Any, axis: int | None = None) -> TFArray:
+    tensor = _tensor(x)
+    if axis is None:
+        if tensor.shape.rank != 1:
+            raise ValueError("take without axis needs a one-dimensional array")
+        axis = 0
+    return _out(tf.gather(tensor, _tensor(indices), axis=axis))
+
+
+def take_along_axis(x: Any, indices: Any, axis: int = -1) -> TFArray:
+    return _out(tf.gather(_tensor(x), _tensor(indices), axis=axis, batch_dims=_rank(x) - 1))
+
+
+def where(condition: Any, x1: Any, x2: Any) -> TFArray:
+    cond = _tensor(condition)
+    if tf.is_tensor(unwrap(x1)) or isinstance(x1, (TFArray, tf.Variable, np.ndarray)):
+        a, b = _promote(_tensor(x1), x2)
+    else:
+        b, a = _promote(_tensor(x2), x1)
+    return _out(tf.where(cond, a, b))
+
+
+def _rank(x: Any) -> int:
+    return _tensor(x).shape.rank
+
+
+# -------------------------------------------------------------------- sorting and searching
+def argsort(x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> TFArray:
+    order = tf.argsort(_tensor(x), axis=axis, direction="DESCENDING" if descending else "ASCENDING", stable=True)
+    return _out(tf.cast(order, tf.int64))
+
+
+def sort(x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> TFArray:
+    return _out(tf.sort(_tensor(x), axis=axis, direction="DESCENDING" if descending else "ASCENDING"))
+
+
+def searchsorted(x1: Any, x2: Any, side: str = "left", sorter: Any = None) -> TFArray:
+    if sorter is not None:
+        raise ValueError("searchsorted with sorter is not implemented for TensorFlow")
+    return _out(tf.searchsorted(_tensor(x1), _tensor(x2), side=side, out_type=tf.int64))
+
+
+# -------------------------------------------------------------------- reductions
+def _reduce(fn):
+    def reduce(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> TFArray:
+        tensor = _tensor(x, dtype)
+        return _out(fn(tensor, axis=list(axis) if isinstance(axis, tuple) else axis, keepdims=keepdims))
+
+    return reduce
+
+
+sum = _reduce(tf.reduce_sum)  # noqa: A001
+prod = _reduce(tf.reduce_prod)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> TFArray:  # noqa: A001
+    return _out(tf.reduce_max(_tensor(x), axis=axis, keepdims=keepdims))
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> TFArray:  # noqa: A001
+    return _out(tf.reduce_min(_tensor(x), axis=axis, keepdims=keepdims))
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> TFArray:
+    return _out(tf.reduce_mean(_tensor(x), axis=axis, keepdims=keepdims))
+
+
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> TFArray:  # noqa: A001
+    return _out(tf.reduce_any(_tensor(x, tf.bool), axis=axis, keepdims=keepdims))
+
+
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> TFArray:  # noqa: A001
+    return _out(tf.reduce_all(_tensor(x, tf.bool), axis=axis, keepdims=keepdims))
+
+
+def cumulative_sum(x: Any, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> TFArray:
+    tensor = _tensor(x, dtype)
+    if axis is None:
+        tensor, axis = tf.reshape(tensor, [-1]), 0
+    out = tf.cumsum(tensor, axis=axis)
+    if include_initial:
+        out = tf.concat([tf.zeros_like(tf.gather(out, [0], axis=axis)), out], axis)
+    return _out(out)
+
+
+# -------------------------------------------------------------------- element-wise
+def _unary(fn):
+    return lambda x: _out(fn(_tensor(x)))
+
+
+exp, log, log1p, expm1, sqrt = _unary(tf.exp), _unary(tf.math.log), _unary(tf.math.log1p), _unary(tf.math.expm1), \
+    _unary(tf.sqrt)
+tanh, sin, cos, abs = _unary(tf.tanh), _unary(tf.sin), _unary(tf.cos), _unary(tf.abs)  # noqa: A001
+floor, ceil, round, sign = _unary(tf.floor), _unary(tf.math.ceil), _unary(tf.round), _unary(tf.sign)  # noqa: A001
+square, isnan, isfinite = _unary(tf.square), _unary(tf.math.is_nan), _unary(tf.math.is_finite)
+logical_not = _unary(tf.logical_not)
+
+
+def _binary_fn(fn):
+    def apply(x1: Any, x2: Any) -> TFArray:
+        if isinstance(x1, (TFArray, tf.Variable)) or tf.is_tensor(x1):
+            a, b = _promote(_tensor(x1), x2)
+        else:
+            b, a = _promote(_tensor(x2), x1)
+        return _out(fn(a, b))
+
+    return apply
+
+
+add, subtract, multiply, divide = _binary_fn(tf.add), _binary_fn(tf.subtract), _binary_fn(tf.multiply), \
+    _binary_fn(tf.truediv)
+maximum, minimum, pow = _binary_fn(tf.maximum), _binary_fn(tf.minimum), _binary_fn(tf.pow)  # noqa: A001
+equal, not_equal, less, less_equal = _binary_fn(tf.equal), _binary_fn(tf.not_equal), _binary_fn(tf.less), \
+    _binary_fn(tf.less_equal)
+greater, greater_equal = _binary_fn(tf.greater), _binary_fn(tf.greater_equal)
+logical_and, logical_or = _binary_fn(tf.logical_and), _binary_fn(tf.logical_or)
+
+
+def clip(x: Any, min: Any = None, max: Any = None) -> TFArray:  # noqa: A002
+    tensor = _tensor(x)
+    if min is not None:
+        tensor = tf.maximum(*_promote(tensor, min))
+    if max is not None:
+        tensor = tf.minimum(*_promote(tensor, max))
+    return _out(tensor)
+
+
+def matmul(x1: Any, x2: Any) -> TFArray:
+    """Matrix product; a stack of rows times one matrix is one 2-D product."""
+    a, b = _promote(_tensor(x1), x2)
+    if a.shape.rank > 2 and b.shape.rank == 2:
+        inner = a.shape[-1] if a.shape[-1] is not None else tf.shape(a)[-1]
+        flat = tf.matmul(tf.reshape(a, [-1, inner]), b)
+        out = tf.reshape(flat, tf.concat([tf.shape(a)[:-1], tf.shape(b)[-1:]], 0))
+        out.set_shape(a.shape[:-1].concatenate(b.shape[-1:]))
+        return _out(out)
+    return _out(tf.linalg.matmul(a, b))
+
+
+def tensordot(x1: Any, x2: Any, axes: Any = 2) -> TFArray:
+    return _out(tf.tensordot(*_promote(_tensor(x1), x2), axes=axes))
+
+
+def isdtype(dtype: Any, kind: Any) -> bool:
+    dtype = tf.as_dtype(dtype)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    for k in kinds:
+        if k == "real floating" and dtype.is_floating or k == "integral" and dtype.is_integer \
+                or k == "bool" and dtype == tf.bool or k == "numeric" and (dtype.is_floating or dtype.is_integer) \
+                or k == dtype:
+            return True
+    return False
+
+
+class _Linalg:
+    """``xp.linalg`` for TF tensors."""
+
+    @staticmethod
+    def inv(x: Any) -> TFArray:
+        return _out(tf.linalg.inv(_tensor(x)))
+
+    @staticmethod
+    def det(x: Any) -> TFArray:
+        return _out(tf.linalg.det(_tensor(x)))
+
+    @staticmethod
+    def cross(x1: Any, x2: Any, axis: int = -1) -> TFArray:
+        if axis not in (-1, _rank(x1) - 1):
+            raise ValueError("cross is implemented for the last axis only")
+        return _out(tf.linalg.cross(*_promote(_tensor(x1), x2)))
+
+    @staticmethod
+    def vector_norm(x: Any, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> TFArray:  # noqa: A002
+        if ord != 2:
+            raise ValueError("vector_norm is implemented for ord=2 only")
+        tensor = _tensor(x)
+        return _out(tf.sqrt(tf.reduce_sum(tensor * tensor, axis=axis, keepdims=keepdims)))
+
+    matmul = staticmethod(matmul)
+    matrix_transpose = staticmethod(matrix_transpose)
+
+
+linalg = _Linalg()
+
+
+# -------------------------------------------------------------------- registration
+def segment_sum(values: Any, segment: Any, nseg: Any) -> TFArray:
+    """Native scatter-add, ``tf.math.unsorted_segment_sum``, for :func:`dpmodel.xp.segment_sum`."""
+    return _out(tf.math.unsorted_segment_sum(_tensor(values), _tensor(segment), tf.cast(unwrap(nseg), tf.int64)))
+
+
+_REGISTERED = []
+
+
+def register() -> None:
+    """Make :func:`dpmodel.xp.array_namespace` return this namespace for TF arrays (idempotent)."""
+    if _REGISTERED:
+        return
+    from dpmodel import xp as dpxp
+
+    namespace = sys.modules[__name__]
+    dpxp.register_namespace(is_tf_array, namespace)
+    dpxp.register_segment_sum(lambda xp: xp is namespace, segment_sum)
+    _REGISTERED.append(True)
