@@ -1,0 +1,237 @@
+"""The PyTorch training step: energy loss with autograd forces, Adam, optional DDP.
+
+Functional core::
+
+    state = build(model_dict, optimizer_config)        # TrainState
+    metrics = loss_and_grad(state, batch, prefactors)  # loss, metrics; gradients in .grad
+    apply_update(state, lr)                            # Adam (dpmodel.training.adam)
+    state_dict(state) / load_state_dict(state, flat)   # bitwise checkpoints
+
+and :class:`BackendTrainer`, the :mod:`dpmodel.training.protocol` class over it.
+The loss is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
+:func:`backends.pt.model.evaluate` with ``create_graph=True``; the update is
+:func:`dpmodel.training.adam.adam_update` applied to every trainable parameter.
+
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
+``DistributedDataParallel`` (gloo on CPU, nccl on GPU); every rank receives the same
+global batch, keeps its share of the frames (``numpy.array_split``) and scales its loss
+by ``world_size * local_frames / global_frames``, so DDP's gradient average is the
+gradient of the global-batch loss and the loss curve equals one process's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from backends.pt.io import default_device
+from backends.pt.modules import model_from_dict
+from dpmodel.training.adam import BETA1, BETA2, EPSILON, adam_update, clip_scale
+from dpmodel.training.loss import energy_loss
+
+_LABELS = ("energy", "force", "virial")
+
+
+@dataclass
+class TrainState:
+    """Model, optimizer moments and counters of one training run.
+
+    Attributes
+    ----------
+    model : torch ``EnergyModel`` (trainable parameters are ``nn.Parameter``)
+    network : what the forward pass calls: ``model`` or its ``DistributedDataParallel``
+    m, v : Adam moments by parameter name
+    step : number of Adam updates applied
+    """
+
+    model: Any
+    network: Any
+    device: torch.device
+    beta1: float = BETA1
+    beta2: float = BETA2
+    eps: float = EPSILON
+    max_norm: float | None = None
+    m: dict[str, torch.Tensor] = field(default_factory=dict)
+    v: dict[str, torch.Tensor] = field(default_factory=dict)
+    step: int = 0
+
+    def parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the current torch.distributed job, ``(0, 1)`` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _init_distributed(device: torch.device) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
+          device: str | torch.device | None = None) -> TrainState:
+    """A :class:`TrainState` for a serialized model.
+
+    Parameters
+    ----------
+    model_dict : serialized model (``EnergyModel.serialize()``)
+    optimizer_config : optional ``beta1``, ``beta2``, ``eps``, ``gradient_max_norm``
+    device : torch device; default ``cuda`` when available (``LOCAL_RANK`` picks the GPU)
+    """
+    config = dict(optimizer_config or {})
+    if device is None:
+        device = default_device()
+        if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    device = torch.device(device)
+    _init_distributed(device)
+    model = model_from_dict(model_dict).to(device).train()
+    network = model
+    if world()[1] > 1:
+        network = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    state = TrainState(model, network, device, float(config.get("beta1", BETA1)), float(config.get("beta2", BETA2)),
+                       float(config.get("eps", EPSILON)), config.get("gradient_max_norm"))
+    for name, param in state.parameters().items():
+        state.m[name] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        state.v[name] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+    return state
+
+
+def _local_frames(nframes: int) -> tuple[slice, float]:
+    """This rank's frames of a global batch and its loss weight (1.0 without DDP)."""
+    rank, size = world()
+    if size == 1:
+        return slice(0, nframes), 1.0
+    bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(nframes), size)])
+    local = slice(int(bounds[rank]), int(bounds[rank + 1]))
+    return local, size * (local.stop - local.start) / nframes
+
+
+def _tensor(value: Any, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
+    return None if value is None else torch.as_tensor(np.array(value), dtype=dtype, device=device)
+
+
+def forward_loss(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float],
+                 training: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss (0-d, in the graph when ``training``) and metrics of this rank's frames of ``batch``."""
+    frames, weight = _local_frames(len(batch["atype"]))
+    dev = state.device
+    get = lambda key, dtype=torch.float64: _tensor(None if batch.get(key) is None else batch[key][frames], dev, dtype)
+    network = state.network if training else state.model
+    network.train(training)
+    pred = network(get("coord"), get("atype", torch.int64), get("box"), get("fparam"), get("aparam"))
+    if not training:
+        pred = {k: v.detach() for k, v in pred.items()}
+    label = {key: get(key) for key in _LABELS}
+    label.update({f"find_{key}": float(batch.get(f"find_{key}", 1.0)) for key in _LABELS})
+    loss, metrics = energy_loss(pred, label, prefactors, int(np.shape(batch["atype"])[1]))
+    return loss * weight, metrics
+
+
+def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
+                  prefactors: Mapping[str, float]) -> dict[str, float]:
+    """Loss and metrics of ``batch``; leaves the loss gradient in each parameter's ``.grad``.
+
+    Returns
+    -------
+    dict of floats: ``loss``, ``rmse``, ``rmse_e``, ``rmse_f``, ``rmse_v`` (global batch)
+    """
+    for param in state.parameters().values():
+        param.grad = None
+    loss, metrics = forward_loss(state, batch, prefactors, training=True)
+    loss.backward()
+    return _reduce_metrics(loss, metrics, batch)
+
+
+def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> dict[str, float]:
+    """Loss and metrics of ``batch`` without gradients or update."""
+    loss, metrics = forward_loss(state, batch, prefactors, training=False)
+    return _reduce_metrics(loss.detach(), metrics, batch)
+
+
+def _reduce_metrics(loss: torch.Tensor, metrics: dict[str, torch.Tensor], batch: Mapping[str, Any]) -> dict[str, float]:
+    """Floats of the global batch: per-rank mean squares combined with frame weights."""
+    natoms = int(np.shape(batch["atype"])[1])
+    norm = {"e": 1.0 / natoms, "f": 1.0, "v": 1.0 / natoms}
+    _, size = world()
+    if size == 1:
+        out = {key: float(value.detach()) for key, value in metrics.items()}
+        out["loss"] = float(loss.detach())
+        return out
+    # loss already carries size * local/global; mean squares get local/global the same way
+    _, weight = _local_frames(len(batch["atype"]))
+    values = [loss.detach() / size] + [(metrics[f"rmse_{k}"].detach() / norm[k]) ** 2 * weight / size for k in norm]
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=loss.device) for v in values])
+    torch.distributed.all_reduce(packed)
+    total, *squares = packed.tolist()
+    out = {f"rmse_{k}": float(np.sqrt(s)) * norm[k] for k, s in zip(norm, squares)}
+    out["rmse"] = float(np.sqrt(total))
+    out["loss"] = total
+    return out
+
+
+def apply_update(state: TrainState, lr: float) -> None:
+    """One Adam update (:func:`dpmodel.training.adam.adam_update`) of every trainable parameter."""
+    params = state.parameters()
+    grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in params.items()}
+    scale = clip_scale(list(grads.values()), state.max_norm)
+    state.step += 1
+    with torch.no_grad():
+        for name, param in params.items():
+            new, state.m[name], state.v[name] = adam_update(param.detach(), grads[name] * scale, state.m[name],
+                                                            state.v[name], state.step, lr,
+                                                            state.beta1, state.beta2, state.eps)
+            param.copy_(new)
+            param.grad = None
+
+
+def state_dict(state: TrainState) -> dict[str, np.ndarray]:
+    """Parameters, buffers, Adam moments and step as a flat dict of NumPy arrays (bitwise)."""
+    flat = {f"model/{k}": v.detach().cpu().numpy().copy() for k, v in state.model.state_dict().items()}
+    flat.update({f"adam_m/{k}": v.cpu().numpy().copy() for k, v in state.m.items()})
+    flat.update({f"adam_v/{k}": v.cpu().numpy().copy() for k, v in state.v.items()})
+    flat["adam_step"] = np.asarray(state.step, dtype=np.int64)
+    return flat
+
+
+def load_state_dict(state: TrainState, flat: Mapping[str, np.ndarray]) -> None:
+    """Restore what :func:`state_dict` returned, bitwise."""
+    prefix = "model/"
+    model_state = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in flat.items() if k.startswith(prefix)}
+    state.model.load_state_dict(model_state, strict=True)
+    for name in state.m:
+        state.m[name] = torch.from_numpy(np.array(flat[f"adam_m/{name}"])).to(state.device)
+        state.v[name] = torch.from_numpy(np.array(flat[f"adam_v/{name}"])).to(state.device)
+    state.step = int(np.asarray(flat["adam_step"]))
+
+
+class BackendTrainer:
+    """The :class:`dpmodel.training.protocol.BackendTrainer` of the PyTorch backend."""
+
+    def __init__(self, model_dict: dict, config: dict) -> None:
+        training = config.get("training", {}) if isinstance(config, dict) else {}
+        self.train_state = build(model_dict, {"gradient_max_norm": training.get("gradient_max_norm")})
+
+    def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, float]:
+        metrics = loss_and_grad(self.train_state, batch, prefactors)
+        apply_update(self.train_state, lr)
+        return metrics
+
+    def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict[str, float]:
+        return evaluate(self.train_state, batch, prefactors)
+
+    def model_dict(self) -> dict:
+        return self.train_state.model.serialize()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return state_dict(self.train_state)
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        load_state_dict(self.train_state, state)
