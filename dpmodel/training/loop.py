@@ -134,6 +134,7 @@ class Trainer:
             if self.training["time_training"] else ""
         eta = "" if bar.bar else f", ETA {eta_text(bar.eta())}"
         log.info("step %d/%d: %s; lr %.2e%s%s", step, self.numb_steps, ", ".join(parts), lr, timing, eta)
+        log.debug("metrics step=%d lr=%r train=%s valid=%s", step, lr, json.dumps(train), json.dumps(valid))
 
     # ------------------------------------------------------------------ loop
     def run(self) -> int:

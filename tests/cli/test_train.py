@@ -1,0 +1,82 @@
+"""``dp train`` end to end in every installed backend, then freeze, test, show; restart; cross-backend curves."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import SUFFIX, backend_params, dp, make_case, training_skip_reason
+
+from dpmodel.training.checkpoint import read_checkpoint
+
+COLUMNS = ("step", "rmse_val", "rmse_trn", "rmse_e_val", "rmse_e_trn", "rmse_f_val", "rmse_f_trn",
+           "rmse_v_val", "rmse_v_trn", "lr")
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_train_writes_lcurve_checkpoints_and_out_json(trained, backend) -> None:
+    folder = trained(backend)
+    table = np.genfromtxt(folder / "lcurve.out", names=True)
+    assert table.dtype.names == COLUMNS
+    assert table["step"].tolist() == list(range(1, 9))
+    assert np.all(np.isfinite(table["rmse_trn"])) and np.all(table["lr"] > 0)
+    out = json.loads((folder / "out.json").read_text())
+    assert out["model"]["descriptor"]["sel"] == [41, 16] and out["training"]["seed"] == 10
+    assert out["model"]["descriptor"]["type_one_side"] is True
+    assert (folder / "checkpoint").read_text().strip() == "model.ckpt-8.dp"
+    assert read_checkpoint(folder / "model.ckpt-4.dp").backend == backend
+    assert "s/step" in (folder / "train.log").read_text()
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_freeze_test_show(trained, backend) -> None:
+    folder = trained(backend)
+    dp([f"--{backend}", "freeze", "-o", "frozen"], folder, check=True)
+    model = f"frozen{SUFFIX[backend] if backend != 'jax' else '.jax'}"
+    assert (folder / model).exists()
+    result = dp(["test", "-m", model, "-s", "data/valid", "-n", "4", "-d", "detail"], folder, check=True)
+    assert re.search(r"force\s+\d\.\d+e[-+]\d+\s+\d\.\d+e[-+]\d+\s+eV/Å", result.stdout)
+    assert "virial/atom" in result.stdout
+    assert np.loadtxt(folder / "detail.f.out").shape == (4 * 32, 6)
+    shown = dp(["show", model, "type-map", "descriptor", "size"], folder, check=True).stdout
+    assert "type-map: Cu Au" in shown and '"rcut": 5.0' in shown and "total" in shown
+
+
+def test_restart_continues_the_identical_trajectory(trained, tmp_path) -> None:
+    if (reason := training_skip_reason("pt")) is not None:
+        pytest.skip(reason)
+    full = trained("pt")
+    make_case(tmp_path)
+    dp(["--pt", "train", "input.json", "--restart", str(full / "model.ckpt-4.dp")], tmp_path, check=True)
+    rows = np.genfromtxt(tmp_path / "lcurve.out", names=True)
+    expected = np.genfromtxt(full / "lcurve.out", names=True)
+    assert rows.tolist() == expected[4:].tolist()
+    ends = [read_checkpoint(folder / "model.ckpt-8.dp") for folder in (full, tmp_path)]
+    for key, value in ends[0].state.items():
+        assert np.array_equal(value, ends[1].state[key]), key
+
+
+def _curve(folder) -> dict[int, dict]:
+    """Full-precision metrics from the ``-v`` log: step -> {"train": ..., "valid": ...}."""
+    found = {}
+    for match in re.finditer(r"metrics step=(\d+) lr=\S+ train=(\{.*?\}) valid=(\{.*?\})",
+                             (folder / "train.log").read_text()):
+        found[int(match.group(1))] = {"train": json.loads(match.group(2)), "valid": json.loads(match.group(3))}
+    return found
+
+
+def test_backends_agree_on_float64_loss_curves(trained) -> None:
+    ready = [b for b in ("pt", "jax", "tf") if training_skip_reason(b) is None]
+    if len(ready) < 2:
+        pytest.skip(f"needs two backends that train; ready: {ready}")
+    curves = {b: _curve(trained(b)) for b in ready}
+    reference = curves[ready[0]]
+    assert sorted(reference) == list(range(1, 9))
+    for backend in ready[1:]:
+        for step, row in reference.items():
+            for part in ("train", "valid"):
+                for key, value in row[part].items():
+                    other = curves[backend][step][part][key]
+                    assert other == pytest.approx(value, rel=1e-8), f"{backend} step {step} {part} {key}"
