@@ -129,8 +129,15 @@ def _read_checkpoint(path: Path) -> dict:
 
 # ---------------------------------------------------------------------- evaluation
 def default_device() -> torch.device:
-    """``cuda`` when available, else ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``cuda`` (``cuda:$LOCAL_RANK`` under torchrun) when available, else ``cpu``.
+
+    ``DEVICE=cpu`` in the environment forces the CPU (DeePMD-kit's convention).
+    """
+    import os
+
+    if os.environ.get("DEVICE", "").lower() == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
 class Evaluator:

@@ -12,6 +12,9 @@ The loss is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs 
 :func:`backends.pt.model.evaluate` with ``create_graph=True``; the update is
 :func:`dpmodel.training.adam.adam_update` applied to every trainable parameter.
 
+On CUDA, ``index_add`` sums in a nondeterministic order, so GPU runs agree with CPU runs
+to rounding (about 1e-14 relative) but are not bitwise reproducible.
+
 Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
 ``DistributedDataParallel`` (gloo on CPU, nccl on GPU); every rank receives the same
 global batch, keeps its share of the frames (``numpy.array_split``) and scales its loss
@@ -83,14 +86,11 @@ def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
     ----------
     model_dict : serialized model (``EnergyModel.serialize()``)
     optimizer_config : optional ``beta1``, ``beta2``, ``eps``, ``gradient_max_norm``
-    device : torch device; default ``cuda`` when available (``LOCAL_RANK`` picks the GPU)
+    device : torch device; default :func:`backends.pt.io.default_device` (``DEVICE=cpu``
+        forces the CPU; under torchrun ``LOCAL_RANK`` picks the GPU)
     """
     config = dict(optimizer_config or {})
-    if device is None:
-        device = default_device()
-        if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    device = torch.device(device)
+    device = default_device() if device is None else torch.device(device)
     _init_distributed(device)
     model = model_from_dict(model_dict).to(device).train()
     network = model
@@ -215,9 +215,9 @@ def load_state_dict(state: TrainState, flat: Mapping[str, np.ndarray]) -> None:
 class BackendTrainer:
     """The :class:`dpmodel.training.protocol.BackendTrainer` of the PyTorch backend."""
 
-    def __init__(self, model_dict: dict, config: dict) -> None:
+    def __init__(self, model_dict: dict, config: dict, device: str | torch.device | None = None) -> None:
         training = config.get("training", {}) if isinstance(config, dict) else {}
-        self.train_state = build(model_dict, {"gradient_max_norm": training.get("gradient_max_norm")})
+        self.train_state = build(model_dict, {"gradient_max_norm": training.get("gradient_max_norm")}, device)
 
     def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, float]:
         metrics = loss_and_grad(self.train_state, batch, prefactors)

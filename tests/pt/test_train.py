@@ -41,7 +41,7 @@ def reference_loss(model, batch, prefs):
 @pytest.mark.parametrize("case", ["base", "fparam_aparam", "float32"])
 def test_loss_matches_formula(case):
     model, batch = make_batch(case)
-    state = train.build(model.serialize())
+    state = train.build(model.serialize(), device="cpu")
     metrics = train.loss_and_grad(state, batch, PREFS)
     loss, rmse = reference_loss(model, batch, PREFS)
     tol = 1e-10 if case != "float32" else 1e-5
@@ -54,7 +54,7 @@ def test_loss_matches_formula(case):
 
 def test_gradient_by_finite_differences():
     model, batch = make_batch()
-    state = train.build(model.serialize())
+    state = train.build(model.serialize(), device="cpu")
     train.loss_and_grad(state, batch, PREFS)
     params = state.parameters()
     for name, index in [("descriptor.embeddings.networks.1.layers.0.w", (0, 2)),
@@ -73,7 +73,7 @@ def test_gradient_by_finite_differences():
 
 def test_adam_update_formula():
     model, batch = make_batch()
-    state = train.build(model.serialize())
+    state = train.build(model.serialize(), device="cpu")
     lr, m, v = 2e-3, {}, {}
     for t in (1, 2):
         train.loss_and_grad(state, batch, PREFS)
@@ -91,12 +91,12 @@ def test_adam_update_formula():
 
 def test_checkpoint_continues_bitwise():
     model, batch = make_batch()
-    trainer = trainer_class(INFO)(model.serialize(), {"training": {}})
+    trainer = trainer_class(INFO)(model.serialize(), {"training": {}}, device="cpu")
     assert isinstance(trainer, BackendTrainer)
     for _ in range(2):
         trainer.step(batch, 1e-3, PREFS)
     saved = trainer.state()
-    restored = train.BackendTrainer(model.serialize(), {"training": {}})
+    restored = train.BackendTrainer(model.serialize(), {"training": {}}, device="cpu")
     restored.load_state(saved)
     curves = [[t.step(batch, 1e-3, PREFS)["loss"] for _ in range(2)] for t in (trainer, restored)]
     assert curves[0] == curves[1]
@@ -107,7 +107,7 @@ def test_checkpoint_continues_bitwise():
 
 def test_gradient_clipping():
     model, batch = make_batch()
-    state = train.build(model.serialize(), {"gradient_max_norm": 1e-3})
+    state = train.build(model.serialize(), {"gradient_max_norm": 1e-3}, "cpu")
     train.loss_and_grad(state, batch, PREFS)
     grads = {k: p.grad.clone() for k, p in state.parameters().items()}
     norm = float(torch.sqrt(sum((g * g).sum() for g in grads.values())))
@@ -140,7 +140,7 @@ model, batch = make_batch(seed=3)
 # 3 frames: ranks get 2 and 1 (uneven split)
 batch = {{k: (np.concatenate([v, v[:1] * (1 if k == "atype" else 1.01)]) if isinstance(v, np.ndarray) else v)
           for k, v in batch.items()}}
-state = train.build(model.serialize())
+state = train.build(model.serialize())  # DEVICE=cpu: gloo on CPU
 curve = []
 for step in range(3):
     curve.append(train.loss_and_grad(state, batch, PREFS))
@@ -157,7 +157,7 @@ def test_ddp_matches_one_process(tmp_path):
     tests = Path(__file__).resolve().parents[1]
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT.format(tests=str(tests), tests_pt=str(tests / "pt"), out=str(tmp_path / "curve{}.json")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DEVICE": "cpu"}
     single = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
