@@ -96,10 +96,9 @@ def save(path: str | Path, data: dict) -> None:
     if path.suffix.lower() != ".pth":
         raise ModelFileError(f"cannot write {str(path)!r}: PyTorch model files end in .pth or .pt")
     from backends.pt.scripted import script_model
-    from dpmodel.model_factory import model_from_dict as dp_model_from_dict
 
-    model_from_dict(full["model"])  # refusals of the pt backend, before anything is written
-    program = script_model(dp_model_from_dict(full["model"]), json.dumps(full.get("model_def_script")))
+    model = model_from_dict(full["model"])  # refusals of the pt backend, before anything is written
+    program = script_model(model.to_dpmodel(), json.dumps(full.get("model_def_script")))
     text = encode(full)
     atomic_write(path, lambda tmp: torch.jit.save(program, tmp, _extra_files={EXTRA_FILE: text}))
 

@@ -12,6 +12,9 @@ The scripted module follows DeePMD-kit's ``.pth`` interface::
     forward(coord, atype, box=None, fparam=None, aparam=None, do_atomic_virial=False)
         -> {"energy", "atom_energy", "force", "virial", "mask"[, "atom_virial"]}
     forward_lower(extended_coord, extended_atype, nlist, mapping, fparam, aparam, do_atomic_virial)
+
+plus ``get_rcut``, ``get_type_map``, ``get_sel``, ``get_dim_fparam``, ``get_dim_aparam`` and
+``get_model_def_script``. Like DeePMD-kit's, it must be called with gradients enabled.
 """
 
 
@@ -353,6 +356,8 @@ class ScriptModel(torch.nn.Module):
                       mapping: torch.Tensor, fparam: Optional[torch.Tensor] = None,
                       aparam: Optional[torch.Tensor] = None, do_atomic_virial: bool = False) -> Dict[str, torch.Tensor]:
         """Outputs of :meth:`forward` (local atoms) from extended atoms, a type-split nlist and mapping."""
+        if not torch.is_grad_enabled():
+            raise RuntimeError("forces need autograd: call this model with gradients enabled (not under torch.no_grad())")
         nf, nloc, nnei = nlist.shape[0], nlist.shape[1], nlist.shape[2]
         coord_ext = extended_coord.to(torch.float64).reshape(nf, -1, 3)
         atype_loc = extended_atype[:, :nloc]

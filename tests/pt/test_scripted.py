@@ -74,3 +74,5 @@ def test_program_metadata_and_missing_fparam():
     assert program.get_model_def_script() == '{"type_map": ["T0", "T1"]}'
     with pytest.raises(torch.jit.Error, match="needs fparam"):
         program(tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box))
+    with torch.no_grad(), pytest.raises(torch.jit.Error, match="gradients enabled"):
+        program(tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box))
