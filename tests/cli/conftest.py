@@ -14,7 +14,6 @@ import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "alloy"
 BACKENDS = ("pt", "jax", "tf")
-SUFFIX = {"pt": ".pth", "jax": ".hlo", "tf": ".pb"}
 
 
 def dp(args: list[str], cwd: Path, timeout: float = 900, check: bool = False) -> subprocess.CompletedProcess:
