@@ -22,6 +22,8 @@ from dpmodel.errors import ConfigError
 from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
+from dpmodel.table import TabulatedEmbedding
+from dpmodel.tabulate import deserialize_tables, serialize_tables, tabulate_embeddings
 from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
 RES_RESCALE = 0.2
@@ -79,6 +81,7 @@ class DescrptSeR:
         shape = (ntypes, self.nnei, 1)
         self.davg = np.zeros(shape, dtype=numpy_dtype(self.precision))
         self.dstd = np.ones(shape, dtype=numpy_dtype(self.precision))
+        self.tables: list[TabulatedEmbedding | None] | None = None  # set by enable_compression
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -217,10 +220,10 @@ class DescrptSeR:
     def _embed_block(self, xp, block: Array, atype_loc: Array, tj: int, need_grad: bool):
         """Embedding of the slots of neighbour type ``tj``: value and slope, (nf, nloc, sel[tj], ng)."""
         if self.type_one_side:
-            return self._apply_net(self.embeddings[(tj,)], block, need_grad)
+            return self._apply_net(self.embedding((tj,)), block, need_grad)
         value, slope = 0.0, 0.0
         for ti in range(self.ntypes):
-            net = self.embeddings[(ti, tj)]
+            net = self.embedding((ti, tj))
             if net is None:
                 continue
             centre = xp.astype(atype_loc == ti, block.dtype)[:, :, None, None]
@@ -233,8 +236,16 @@ class DescrptSeR:
             slope = xp.zeros_like(value) if need_grad else None
         return value, slope
 
+    def embedding(self, key: tuple[int, ...]) -> EmbeddingNet | TabulatedEmbedding | None:
+        """What embeds the slots of net ``key``: its table when compressed, else the net."""
+        if self.tables is not None:
+            table = self.tables[self.embeddings.flat_index(key)]
+            if table is not None:
+                return table
+        return self.embeddings[key]
+
     @staticmethod
-    def _apply_net(net: EmbeddingNet, block: Array, need_grad: bool):
+    def _apply_net(net: EmbeddingNet | TabulatedEmbedding, block: Array, need_grad: bool):
         if need_grad:
             return net.call_with_derivatives(block, 1)
         return net.call(block), None
@@ -269,13 +280,33 @@ class DescrptSeR:
         if self.set_davg_zero:
             self.davg = np.zeros_like(self.davg)
 
+    # ------------------------------------------------------------------ compression
+    def enable_compression(self, min_nbor_dist: float, step: float = 0.01, extrapolate: float = 5,
+                           check_frequency: int = -1) -> None:
+        """Tabulate every embedding net (:mod:`dpmodel.tabulate`); :meth:`embed` then uses the tables.
+
+        Parameters
+        ----------
+        min_nbor_dist : smallest neighbour distance of the training data; Å
+        step : stride of the fine table (the coarse one is ``10 * step``)
+        extrapolate : the coarse table ends at ``extrapolate`` times the fine table's upper bound
+        check_frequency : count inputs beyond the tables every this many evaluations; -1 is off
+        """
+        self.tables = tabulate_embeddings(
+            self.embeddings, to_numpy(self.davg), to_numpy(self.dstd), self.rcut_smth, self.rcut, self.sel,
+            self.type_one_side, min_nbor_dist, step, extrapolate, check_frequency,
+            numpy_dtype(self.precision))
+
     # ------------------------------------------------------------------ serialization
     def serialize(self) -> dict:
-        """DeePMD-kit v3 descriptor dict (``@class: Descriptor``, ``type: se_r``)."""
-        return {
+        """DeePMD-kit v3 descriptor dict (``@class: Descriptor``, ``type: se_r``).
+
+        ``@version`` 2, or 3 with a ``compress`` entry (DeePMD-kit HEAD) when tabulated.
+        """
+        data = {
             "@class": "Descriptor",
             "type": "se_r",
-            "@version": 2,
+            "@version": 2 if self.tables is None else 3,
             "rcut": self.rcut,
             "rcut_smth": self.rcut_smth,
             "sel": list(self.sel),
@@ -295,21 +326,27 @@ class DescrptSeR:
             "@variables": {"davg": np.array(to_numpy(self.davg)), "dstd": np.array(to_numpy(self.dstd))},
             "type_map": self.type_map,
         }
+        if self.tables is not None:
+            data["compress"] = serialize_tables(self.tables, numpy_dtype(self.precision))
+        return data
 
     @classmethod
     def deserialize(cls, data: dict) -> "DescrptSeR":
-        """Build from a DeePMD-kit v3 descriptor dict (``@version`` 1 to 2)."""
+        """Build from a DeePMD-kit v3 descriptor dict (``@version`` 1 to 3; 3 may carry ``compress``)."""
         data = dict(data)
         check_class(data, "Descriptor", "se_r")
-        check_version(data, "Descriptor se_r", 2)
+        check_version(data, "Descriptor se_r", 3)
         variables = data.pop("@variables")
         embeddings = data.pop("embeddings")
+        compress = data.pop("compress", None)
         data.pop("env_mat", None)
         obj = cls(**data)
         obj.embeddings = NetworkCollection.deserialize(embeddings)
         dtype = numpy_dtype(obj.precision)
         obj.davg = np.asarray(variables["davg"], dtype=dtype).reshape(obj.ntypes, obj.nnei, 1)
         obj.dstd = np.asarray(variables["dstd"], dtype=dtype).reshape(obj.ntypes, obj.nnei, 1)
+        if compress is not None:
+            obj.tables = deserialize_tables(compress, len(obj.embeddings.networks), dtype)
         return obj
 
 

@@ -1,0 +1,191 @@
+r"""A tabulated embedding net: table lookup and quintic evaluation on the array API.
+
+Interval :math:`k` of a table (:mod:`dpmodel.tabulate`) starts at knot
+:math:`x_k = l + k s_1` (:math:`k < n_1 = \lfloor (u - l)/s_1 \rfloor`) or
+:math:`x_k = u + (k - n_1) s_2`; an input :math:`x` uses row
+:math:`k = \lfloor (x - l)/s_1 \rfloor` below :math:`u`, :math:`n_1 + \lfloor (x - u)/s_2
+\rfloor` above, and :math:`\delta = x - x_k` (C++ ``locate_xx`` of DeePMD-kit).
+
+Out of range (a choice; DeePMD-kit's C++ op instead clamps to a constant): the table is
+continued linearly with the slope at the nearest end,
+:math:`\mathcal G(x) \approx P(c) + P'(c)(x - c)`, :math:`c = \mathrm{clip}(x, l, e\,u)`,
+which is DeePMD-kit HEAD's array-API rule. Value and slope stay continuous, so forces
+remain the exact gradient of the energy everywhere. With ``check_frequency > 0`` every
+``check_frequency``-th evaluation counts the inputs outside :math:`[l, e\,u)` and logs a
+warning (:data:`LOG`); counts accumulate in :attr:`TabulatedEmbedding.overflow`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from dpmodel.xp import Array, array_namespace, as_array
+
+LOG = logging.getLogger("dpmodel.table")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """The six numbers of DeePMD-kit's ``table_info``.
+
+    Attributes
+    ----------
+    lower, upper : bounds of the fine table (stride ``stride1``)
+    bound : ``extrapolate * upper``, end of the coarse table (stride ``stride2``)
+    stride1, stride2 : knot spacings
+    check_frequency : overflow check every this many evaluations; <= 0 is off
+    """
+
+    lower: float
+    upper: float
+    bound: float
+    stride1: float
+    stride2: float
+    check_frequency: int = -1
+
+    @classmethod
+    def from_array(cls, info: Array) -> "TableInfo":
+        values = [float(v) for v in np.asarray(info, dtype=np.float64).reshape(-1)]
+        if len(values) != 6:
+            raise ValueError(f"compress_info holds {len(values)} numbers; expected 6 "
+                             "[lower, upper, extrapolate*upper, stride1, stride2, check_frequency]")
+        return cls(*values[:5], int(values[5]))
+
+    def to_array(self, dtype: np.dtype) -> np.ndarray:
+        return np.array([self.lower, self.upper, self.bound, self.stride1, self.stride2,
+                         self.check_frequency], dtype=dtype)
+
+    @property
+    def fine_rows(self) -> int:
+        """Number of intervals of the fine table, ``int((upper - lower) / stride1)``."""
+        return int((self.upper - self.lower) / self.stride1)
+
+    @property
+    def nspline(self) -> int:
+        """Number of intervals, ``int((upper - lower)/stride1 + (bound - upper)/stride2)``."""
+        return int((self.upper - self.lower) / self.stride1 + (self.bound - self.upper) / self.stride2)
+
+    def knots(self, index: Array) -> Array:
+        """Left knot of interval ``index`` (any namespace); knot ``nspline`` ends the table."""
+        xp = array_namespace(index)
+        n1 = self.fine_rows
+        fine = self.lower + xp.astype(index, xp.float64) * self.stride1
+        coarse = self.upper + xp.astype(index - n1, xp.float64) * self.stride2
+        return xp.where(index < n1, fine, coarse)
+
+@dataclass(eq=False)
+class TabulatedEmbedding:
+    """An embedding net replaced by its table; the interface of an ``EmbeddingNet``.
+
+    Attributes
+    ----------
+    data : shape (nspline, 6 ng); quintic coefficients (module docstring).
+    info : the table's bounds and strides.
+    overflow : inputs seen outside ``[lower, bound)`` by the checks so far.
+    """
+
+    data: Array
+    info: TableInfo
+    overflow: int = 0
+    calls: int = field(default=0, repr=False)
+    coeffs: Array = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # (6, nspline, ng): one contiguous (nspline, ng) block per power, gathered row-wise
+        xp = array_namespace(self.data)
+        nspline = int(self.data.shape[0])
+        blocks = xp.permute_dims(xp.reshape(self.data, (nspline, self.ng, 6)), (2, 0, 1))
+        self.coeffs = np.ascontiguousarray(blocks) if isinstance(self.data, np.ndarray) else blocks
+
+    @property
+    def ng(self) -> int:
+        return int(self.data.shape[1]) // 6
+
+    def call(self, x: Array) -> Array:
+        """Table value for ``x`` of shape (..., 1); returns (..., ng)."""
+        return self.call_with_derivatives(x, 0)[0]
+
+    def call_with_derivatives(self, x: Array, order: int = 1) -> tuple[Array, ...]:
+        """Value and, with ``order`` 1, the slope d value / dx; each (..., ng).
+
+        Parameters
+        ----------
+        x : shape (..., 1), float
+        order : 0 or 1 (a table holds no useful second derivative beyond its knots)
+        """
+        if order > 1:
+            raise ValueError("a tabulated embedding provides derivatives up to order 1")
+        xp = array_namespace(x)
+        info = self.info
+        lead = tuple(x.shape[:-1])
+        flat = xp.reshape(x, (-1,))
+        inside = xp.clip(flat, info.lower, info.bound)
+        n1 = info.fine_rows
+        fine = xp.floor((inside - info.lower) / info.stride1)
+        coarse = n1 + xp.floor((inside - info.upper) / info.stride2)
+        row = xp.astype(xp.where(inside < info.upper, fine, coarse), xp.int64)
+        row = xp.clip(row, 0, int(self.data.shape[0]) - 1)
+        dx = inside - xp.astype(info.knots(row), flat.dtype)
+        coeffs = as_array(xp, self.coeffs, x)
+        c0, c1, c2, c3, c4, c5 = (xp.take(coeffs[m, ...], row, axis=0) for m in range(6))
+        dx = dx[:, None]
+        slope = c1 + dx * (2.0 * c2 + dx * (3.0 * c3 + dx * (4.0 * c4 + dx * 5.0 * c5)))
+        value = c0 + dx * (c1 + dx * (c2 + dx * (c3 + dx * (c4 + dx * c5))))
+        value = value + slope * (flat - inside)[:, None]
+        self._check_overflow(xp, flat)
+        out = (xp.reshape(value, (*lead, self.ng)),)
+        return out + (xp.reshape(slope, (*lead, self.ng)),) if order >= 1 else out
+
+    def _check_overflow(self, xp, flat: Array) -> None:
+        """Every ``check_frequency`` calls, count and report inputs outside the table."""
+        frequency = self.info.check_frequency
+        if frequency <= 0:
+            return
+        outside = (flat < self.info.lower) | (flat >= self.info.bound)
+        for is_namespace, deliver in _REPORTERS:
+            if is_namespace(xp):
+                deliver(xp.sum(xp.astype(outside, xp.int64)), self.record)
+                return
+        self.calls += 1
+        if self.calls % frequency:
+            return
+        try:
+            count = int(xp.sum(xp.astype(outside, xp.int64)))
+        except TypeError:  # traced (jit) values cannot be counted on the host
+            LOG.warning("tabulation overflow check skipped: inputs are traced (jit) and no overflow reporter "
+                        "is registered for this namespace; evaluate eagerly to check [%g, %g)",
+                        self.info.lower, self.info.bound)
+            return
+        self._report(count)
+
+    def record(self, count: Any) -> None:
+        """One evaluation's count of inputs outside the table (for registered reporters)."""
+        self.calls += 1
+        if self.info.check_frequency > 0 and self.calls % self.info.check_frequency == 0:
+            self._report(int(count))
+
+    def _report(self, count: int) -> None:
+        if count:
+            self.overflow += count
+            LOG.warning("%d environment values outside the compressed table range [%g, %g) at "
+                        "evaluation %d (total so far %d): extrapolated linearly; retabulate with "
+                        "a larger -e/--extrapolate or a smaller min_nbor_dist",
+                        count, self.info.lower, self.info.bound, self.calls, self.overflow)
+
+
+_REPORTERS: list[tuple[Callable[[Any], bool], Callable[[Array, Callable[[Any], None]], None]]] = []
+
+
+def register_overflow_reporter(is_namespace: Callable[[Any], bool],
+                               deliver: Callable[[Array, Callable[[Any], None]], None]) -> None:
+    """Let a backend deliver overflow counts from compiled code, e.g. ``jax.debug.callback``.
+
+    ``deliver(count, record)`` must arrange ``record(count)`` to run on the host at every
+    evaluation; without a reporter, counts of traced arrays cannot be taken and the
+    check is skipped with a warning.
+    """
+    _REPORTERS.append((is_namespace, deliver))
