@@ -42,7 +42,7 @@ def frozen_graph_def(model: EnergyModel, payload: bytes, payload_node: str) -> t
         return {k: tf.identity(v, name=f"o_{k}") for k, v in out.items()}
 
     concrete = tf.function(lower, input_signature=signature, autograph=False).get_concrete_function()
-    graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    graph_def = _freeze(concrete)
     node = graph_def.node.add()
     node.name, node.op = payload_node, "Const"
     node.attr["dtype"].type = tf.string.as_datatype_enum
@@ -50,18 +50,57 @@ def frozen_graph_def(model: EnergyModel, payload: bytes, payload_node: str) -> t
     return graph_def
 
 
-def frozen_functions(graph_def: tf.compat.v1.GraphDef) -> Functions:
-    """Pruned functions of a frozen graph of ours (no session: ``wrap_function`` + ``prune``)."""
-    def import_all():
-        tf.compat.v1.import_graph_def(graph_def, name="")
+def _freeze(concrete) -> tf.compat.v1.GraphDef:
+    """The graph of ``concrete`` with every captured variable read replaced by a constant.
 
-    wrapped = tf.compat.v1.wrap_function(import_all, [])
-    get = wrapped.graph.get_tensor_by_name
-    feeds = [get(f"i_{n}:0") for n in INPUT_NAMES]
-    lower = wrapped.prune(feeds, {k: get(f"o_{k}:0") for k in OUTPUT_NAMES})
-    descriptor = wrapped.prune(feeds[:3], get("o_descriptor:0"))
-    return (lambda inputs: _numpy(lower(*_feed(inputs, INPUT_NAMES))),
-            lambda inputs: descriptor(*_feed(inputs, INPUT_NAMES[:3])).numpy())
+    A direct rewrite of the ``GraphDef`` (``ReadVariableOp`` of a captured handle becomes
+    ``Const``); graphs it does not cover go through ``convert_variables_to_constants_v2``.
+    """
+    graph_def = concrete.graph.as_graph_def()
+    variables = {id(v.handle): v for v in concrete.variables}
+    values = {internal.op.name: variables.get(id(external)) for external, internal in concrete.graph.captures}
+    if graph_def.library.function or any(v is None for v in values.values()):
+        return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    frozen = tf.compat.v1.GraphDef()
+    frozen.versions.CopyFrom(graph_def.versions)
+    for node in graph_def.node:
+        if node.name in values:
+            continue
+        inputs = [i.split(":")[0].lstrip("^") for i in node.input]
+        if node.op == "ReadVariableOp" and inputs[0] in values:
+            const = frozen.node.add()
+            const.name, const.op = node.name, "Const"
+            value = values[inputs[0]].numpy()
+            const.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+            const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+            continue
+        if any(i in values for i in inputs):  # another use of a variable handle
+            return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+        frozen.node.add().CopyFrom(node)
+    return frozen
+
+
+def frozen_functions(graph_def: tf.compat.v1.GraphDef) -> Functions:
+    """Functions of a frozen graph of ours: ``import_graph_def`` inside ``wrap_function`` (no session)."""
+    specs = [tf.TensorSpec(None, tf.float64 if n in ("coord_ext", "fparam", "aparam") else tf.int64, name=n)
+             for n in INPUT_NAMES]
+
+    def importer(names: tuple[str, ...], fetches: list[str]):
+        def imported(*inputs):
+            mapped = {f"i_{n}:0": t for n, t in zip(names, inputs)}
+            return tf.compat.v1.import_graph_def(graph_def, input_map=mapped, return_elements=fetches, name="")
+        return tf.compat.v1.wrap_function(imported, specs[: len(names)])
+
+    lower = importer(INPUT_NAMES, [f"o_{k}:0" for k in OUTPUT_NAMES])
+    descriptor = []  # imported on first use
+
+    def run_descriptor(inputs: dict) -> np.ndarray:
+        if not descriptor:
+            descriptor.append(importer(INPUT_NAMES[:3], ["o_descriptor:0"]))
+        return descriptor[0](*_feed(inputs, INPUT_NAMES[:3]))[0].numpy()
+
+    return (lambda inputs: dict(zip(OUTPUT_NAMES, (t.numpy() for t in lower(*_feed(inputs, INPUT_NAMES))))),
+            run_descriptor)
 
 
 # ------------------------------------------------------------------ SavedModel
@@ -73,8 +112,6 @@ def write_savedmodel(directory: str, model: EnergyModel, payload: bytes, asset_n
         asset.write_bytes(payload)
         module = tf.Module()
         module.model = model
-        module.call_lower = compiled.call_lower
-        module.descriptor = compiled.descriptor_lower
         module.model_dict = tf.saved_model.Asset(str(asset))
         signatures = {"serving_default": compiled.call_lower.get_concrete_function(),
                       "descriptor": _named(compiled.descriptor_lower)}

@@ -1,45 +1,47 @@
-r"""Training step of the TensorFlow backend, for the backend-neutral trainer.
+"""The TensorFlow training step: energy loss with GradientTape forces, Adam, one trace each.
 
-The trainer owns data, schedule and bookkeeping; this module owns the parameters, the
-loss gradient and the optimizer::
+Functional core::
 
-    state = build(model_dict)
-    loss, metrics, grads = loss_and_grad(state, batch, {"e": pe, "f": pf, "v": pv})
-    apply_update(state, grads, lr)
-    arrays = state_dict(state); load_state_dict(state, arrays)   # checkpoints
-    model_dict = serialize(state)                                # freezing
+    state = build(model_dict, max_norm=None)                 # TrainState
+    loss, metrics, grads = loss_and_grad(state, batch, prefactors)
+    apply_update(state, grads, lr)                           # Adam (dpmodel.training.adam)
+    state_dict(state) / load_state_dict(state, flat)         # bitwise checkpoints
+    serialize(state)                                         # the current model dict
 
-Loss (SPEC 8.3), with :math:`N` atoms per frame and each prefactor multiplied by the
-batch's ``find_<label>`` flag when present:
-
-.. math:: L = p_e \frac1N \overline{(E-\hat E)^2} + p_f \overline{(F-\hat F)^2}
-          + p_v \frac1N \overline{(\Xi-\hat\Xi)^2}
-
-Adam (:func:`apply_update`), with :math:`t` the step after increment,
-:math:`\beta_1 = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`:
-:math:`m \leftarrow \beta_1 m + (1-\beta_1) g`, :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`,
-:math:`p \leftarrow p - \mathrm{lr}\,\hat m / (\sqrt{\hat v} + \epsilon)` with
-:math:`\hat m = m/(1-\beta_1^t)`, :math:`\hat v = v/(1-\beta_2^t)`.
-Both functions are ``tf.function``s with fixed signatures: one trace each.
+and :class:`BackendTrainer`, the :mod:`dpmodel.training.protocol` class over it. The loss
+is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
+:func:`backends.tf.model.energy_and_forces`, differentiated by a second ``GradientTape``;
+the update is :func:`dpmodel.training.adam.adam_update` (after
+:func:`~dpmodel.training.adam.clip_scale` with ``gradient_max_norm``). Both run in
+``tf.function``s with fixed input signatures (``None`` frame and atom dimensions), so a
+whole training traces each once, whatever the systems (``TrainState.trace_counts``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from dpmodel.model_factory import model_from_dict
+from dpmodel.training.adam import adam_update, clip_scale
+from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
 from backends.tf.modules import EnergyModel
+from backends.tf.xp import TFArray, unwrap
 
-__all__ = ["TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad", "serialize", "state_dict"]
+__all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
+           "serialize", "state_dict"]
 
-BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
-LABELS = (("e", "energy"), ("f", "force"), ("v", "virial"))
+_LABEL_SPECS = [tf.TensorSpec([None, 1], tf.float64, name="energy"),
+                tf.TensorSpec([None, None, 3], tf.float64, name="force"),
+                tf.TensorSpec([None, 9], tf.float64, name="virial"),
+                tf.TensorSpec([3], tf.float64, name="find"),
+                tf.TensorSpec([3], tf.float64, name="prefactors"),
+                tf.TensorSpec([], tf.float64, name="natoms")]
 
 
 @dataclass
@@ -49,10 +51,12 @@ class TrainState:
     Attributes
     ----------
     model : the TensorFlow energy model being trained
-    names : names of the trainable parameters, in ``params`` order
-    params, adam_m, adam_v : trainable variables and their first and second moments
+    names, params : trainable parameters and their names (``EnergyModel.named_variables``)
+    adam_m, adam_v : Adam moments, one variable per parameter
     step : number of updates applied (int64 variable)
-    trace_counts : traces of the loss and update functions (1 each after any number of steps)
+    active : loss terms (``"e"``, ``"f"``, ``"v"``) in the graph; the others are skipped
+    max_norm : ``training/gradient_max_norm`` or None
+    trace_counts : traces of the ``loss``, ``metrics`` and ``update`` functions
     """
 
     model: EnergyModel
@@ -61,13 +65,14 @@ class TrainState:
     adam_m: list[tf.Variable]
     adam_v: list[tf.Variable]
     step: tf.Variable
-    trace_counts: dict[str, int] = field(default_factory=lambda: {"loss": 0, "update": 0})
-    loss_fn: Any = None
-    update_fn: Any = None
+    active: tuple[str, ...] = ("e", "f", "v")
+    max_norm: float | None = None
+    trace_counts: dict[str, int] = field(default_factory=lambda: {"loss": 0, "metrics": 0, "update": 0})
+    functions: dict[str, Any] = field(default_factory=dict)
 
 
-def build(model_dict: dict) -> TrainState:
-    """A training state from a serialized model dict (SPEC 4.5, ``type_embedding`` allowed)."""
+def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: float | None = None) -> TrainState:
+    """A training state from a serialized model dict (``type_embedding`` and two-side nets allowed)."""
     model = model_from_dict(model_dict, EnergyModel)
     named = [(n, v) for n, v in model.named_variables() if v.trainable]
     params = [v for _, v in named]
@@ -75,87 +80,95 @@ def build(model_dict: dict) -> TrainState:
         model=model, names=[n for n, _ in named], params=params,
         adam_m=[tf.Variable(tf.zeros_like(p), trainable=False) for p in params],
         adam_v=[tf.Variable(tf.zeros_like(p), trainable=False) for p in params],
-        step=tf.Variable(0, dtype=tf.int64, trainable=False),
-    )
-    state.loss_fn = _loss_function(state)
-    state.update_fn = _update_function(state)
+        step=tf.Variable(0, dtype=tf.int64, trainable=False), active=tuple(active),
+        max_norm=None if max_norm is None else float(max_norm))
+    signature = [*signature_of(model), *_LABEL_SPECS]
+    state.functions["loss"] = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature,
+                                          autograph=False)
+    state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
+                                             autograph=False)
+    update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]
+    state.functions["update"] = tf.function(lambda g, lr: _adam_graph(state, g, lr), input_signature=update_specs,
+                                            autograph=False)
     return state
 
 
-def _loss_function(state: TrainState):
-    model = state.model
-    labels = [tf.TensorSpec([None, 1], tf.float64, name="energy"), tf.TensorSpec([None, None, 3], tf.float64, name="force"),
-              tf.TensorSpec([None, 9], tf.float64, name="virial"), tf.TensorSpec([3], tf.float64, name="prefactors"),
-              tf.TensorSpec([], tf.float64, name="natoms")]
-
-    def loss_and_grad_graph(coord_ext, atype_ext, nlist, mapping, fparam, aparam, energy, force, virial, pref, natoms):
-        state.trace_counts["loss"] += 1
-        with tf.GradientTape() as tape:
-            out = energy_and_forces(model, coord_ext, atype_ext, nlist, mapping, fparam, aparam)
-            l2 = [tf.reduce_mean(tf.square(out["energy"] - energy)), tf.reduce_mean(tf.square(out["force"] - force)),
-                  tf.reduce_mean(tf.square(out["virial"] - virial))]
-            loss = pref[0] * l2[0] / natoms + pref[1] * l2[1] + pref[2] * l2[2] / natoms
-        grads = tape.gradient(loss, state.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        metrics = {"rmse_e": tf.sqrt(l2[0]) / natoms, "rmse_f": tf.sqrt(l2[1]), "rmse_v": tf.sqrt(l2[2]) / natoms,
-                   "rmse": tf.sqrt(loss)}
-        return loss, metrics, grads
-
-    return tf.function(loss_and_grad_graph, input_signature=[*signature_of(model), *labels], autograph=False)
-
-
-def _update_function(state: TrainState):
-    specs = [tf.TensorSpec(p.shape, p.dtype) for p in state.params]
-
-    def adam(grads, lr):
-        state.trace_counts["update"] += 1
-        state.step.assign_add(1)
-        t = tf.cast(state.step, tf.float64)
-        for p, g, m, v in zip(state.params, grads, state.adam_m, state.adam_v):
-            dtype = p.dtype
-            m.assign(BETA1 * m + (1.0 - BETA1) * g)
-            v.assign(BETA2 * v + (1.0 - BETA2) * tf.square(g))
-            m_hat = m / tf.cast(1.0 - BETA1**t, dtype)
-            v_hat = v / tf.cast(1.0 - BETA2**t, dtype)
-            p.assign_sub(tf.cast(lr, dtype) * m_hat / (tf.sqrt(v_hat) + EPSILON))
-        return state.step
-
-    return tf.function(adam, input_signature=[specs, tf.TensorSpec([], tf.float64, name="lr")], autograph=False)
+def _loss_graph(state: TrainState, with_grad: bool, coord_ext, atype_ext, nlist, mapping, fparam, aparam,
+                energy, force, virial, find, pref, natoms):
+    state.trace_counts["loss" if with_grad else "metrics"] += 1
+    with tf.GradientTape() as tape:
+        out = energy_and_forces(state.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam)
+        pred = {k: TFArray(out[k]) for k in ("energy", "force", "virial")}
+        label = {"energy": TFArray(energy), "force": TFArray(force), "virial": TFArray(virial)}
+        prefs = {}
+        for i, (key, (_, flag)) in enumerate(TERMS.items()):
+            label[flag] = TFArray(find[i])
+            prefs[key] = TFArray(pref[i]) if key in state.active else 0.0
+        loss, metrics = energy_loss(pred, label, prefs, TFArray(natoms))
+        loss = unwrap(loss)
+    metrics = {k: unwrap(v) for k, v in metrics.items()}
+    if not with_grad:
+        return loss, metrics
+    grads = tape.gradient(loss, state.params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return loss, metrics, grads
 
 
-def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
-                  prefactors: Mapping[str, float]) -> tuple[float, dict[str, float], list[tf.Tensor]]:
-    """Loss, metrics (``rmse_e``, ``rmse_f``, ``rmse_v``, ``rmse``) and gradients of one batch.
+def _adam_graph(state: TrainState, grads, lr):
+    state.trace_counts["update"] += 1
+    if state.max_norm is not None:
+        scale = unwrap(clip_scale([TFArray(g) for g in grads], state.max_norm))
+        grads = [g * tf.cast(scale, g.dtype) for g in grads]
+    state.step.assign_add(1)
+    for p, g, m, v in zip(state.params, grads, state.adam_m, state.adam_v):
+        t, rate = tf.cast(state.step, p.dtype), tf.cast(lr, p.dtype)
+        new_p, new_m, new_v = adam_update(TFArray(tf.convert_to_tensor(p)), TFArray(g), TFArray(tf.convert_to_tensor(m)),
+                                          TFArray(tf.convert_to_tensor(v)), TFArray(t), TFArray(rate))
+        m.assign(unwrap(new_m))
+        v.assign(unwrap(new_v))
+        p.assign(unwrap(new_p))
+    return state.step
 
-    Parameters
-    ----------
-    batch : a :meth:`dpmodel.data.system.DeepmdSystem.frames` dict: ``coord`` (nf, nat, 3) Å,
-        ``box`` (nf, 9) or None, ``atype`` (nf, nat), ``energy`` (nf, 1) eV, ``force`` (nf, nat, 3)
-        eV/Å, ``virial`` (nf, 9) eV, optional ``find_energy``/``find_force``/``find_virial``,
-        ``fparam``, ``aparam``
-    prefactors : ``{"e": p_e, "f": p_f, "v": p_v}`` (missing keys are 0)
-    """
-    model = state.model
-    fitting = model.fitting
+
+def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
+    model, fitting = state.model, state.model.fitting
     atype = np.asarray(batch["atype"])
     nf, nat = atype.shape
     inputs = prepare_inputs(batch["coord"], batch.get("box"), atype, model.get_rcut(), model.get_sel(),
                             batch.get("fparam"), batch.get("aparam"), fitting.numb_fparam, fitting.numb_aparam,
                             fitting.default_fparam)
-    pref = np.array([float(prefactors.get(k, 0.0)) * float(batch.get(f"find_{label}", 1.0)) for k, label in LABELS])
-    labels = [np.asarray(batch["energy"], np.float64).reshape(nf, 1),
-              np.asarray(batch["force"], np.float64).reshape(nf, nat, 3),
-              np.asarray(batch["virial"], np.float64).reshape(nf, 9), pref, np.float64(nat)]
-    loss, metrics, grads = state.loss_fn(*(inputs[n] for n in INPUT_NAMES), *labels)
-    return float(loss), {k: float(v) for k, v in metrics.items()}, list(grads)
+    labels = [np.asarray(batch.get(name, np.zeros(shape)), np.float64).reshape(shape)
+              for name, shape in (("energy", (nf, 1)), ("force", (nf, nat, 3)), ("virial", (nf, 9)))]
+    find = np.array([float(batch.get(flag, 1.0)) for _, flag in TERMS.values()])
+    pref = np.array([float(prefactors.get(k, 0.0)) for k in TERMS])
+    return [*(inputs[n] for n in INPUT_NAMES), *labels, find, pref, np.float64(nat)]
 
 
-def apply_update(state: TrainState, grads: list[tf.Tensor], lr: float) -> None:
-    """One Adam step with learning rate ``lr`` (module docstring)."""
-    state.update_fn(list(grads), tf.constant(lr, tf.float64))
+def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
+                  prefactors: Mapping[str, float]) -> tuple[tf.Tensor, dict[str, tf.Tensor], list[tf.Tensor]]:
+    """Loss, metrics (``rmse``, ``rmse_e``, ``rmse_f``, ``rmse_v``) and gradients on one batch.
+
+    Parameters
+    ----------
+    batch : NumPy batch of :mod:`dpmodel.training.protocol` (``coord``, ``box``, ``atype``, labels,
+        ``find_*`` flags; optional ``fparam``, ``aparam``)
+    prefactors : ``{"e": p_e, "f": p_f, "v": p_v}`` before the ``find_*`` flags
+    """
+    loss, metrics, grads = state.functions["loss"](*_graph_inputs(state, batch, prefactors))
+    return loss, metrics, list(grads)
+
+
+def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
+    """The metrics of :func:`loss_and_grad` without gradients."""
+    return state.functions["metrics"](*_graph_inputs(state, batch, prefactors))[1]
+
+
+def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> None:
+    """One Adam update of every trainable parameter with learning rate ``lr``."""
+    state.functions["update"](list(grads), tf.constant(lr, tf.float64))
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:
-    """Checkpoint arrays: ``step``, ``param/<name>``, ``adam_m/<name>``, ``adam_v/<name>``."""
+    """``step``, ``param/<name>``, ``adam_m/<name>``, ``adam_v/<name>`` as NumPy arrays."""
     out = {"step": np.asarray(state.step.numpy())}
     for name, p, m, v in zip(state.names, state.params, state.adam_m, state.adam_v):
         out[f"param/{name}"], out[f"adam_m/{name}"], out[f"adam_v/{name}"] = p.numpy(), m.numpy(), v.numpy()
@@ -163,10 +176,11 @@ def state_dict(state: TrainState) -> dict[str, np.ndarray]:
 
 
 def load_state_dict(state: TrainState, arrays: Mapping[str, np.ndarray]) -> None:
-    """Restore a :func:`state_dict` into a state built from the same model dict."""
+    """Restore a :func:`state_dict` (bitwise) into a state built from the same model dict."""
     missing = [k for k in state_dict(state) if k not in arrays]
     if missing:
-        raise KeyError(f"checkpoint lacks {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        raise KeyError(f"training state lacks {missing[:3]}{' ...' if len(missing) > 3 else ''}; "
+                       "was it written for another model?")
     state.step.assign(int(np.asarray(arrays["step"])))
     for name, p, m, v in zip(state.names, state.params, state.adam_m, state.adam_v):
         p.assign(arrays[f"param/{name}"])
@@ -175,5 +189,31 @@ def load_state_dict(state: TrainState, arrays: Mapping[str, np.ndarray]) -> None
 
 
 def serialize(state: TrainState) -> dict:
-    """The current model dict (what ``dp freeze`` writes)."""
+    """The current model dict (NumPy arrays)."""
     return state.model.serialize()
+
+
+class BackendTrainer:
+    """:class:`dpmodel.training.protocol.BackendTrainer` of the TensorFlow backend."""
+
+    def __init__(self, model_dict: dict, config: dict) -> None:
+        training, loss = config.get("training", {}), config.get("loss", {})
+        active = active_terms(loss) if loss else ("e", "f", "v")
+        self.train_state = build(model_dict, active, training.get("gradient_max_norm"))
+
+    def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
+        _, metrics, grads = loss_and_grad(self.train_state, batch, prefactors)
+        apply_update(self.train_state, grads, lr)
+        return metrics
+
+    def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
+        return evaluate(self.train_state, batch, prefactors)
+
+    def model_dict(self) -> dict:
+        return serialize(self.train_state)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return state_dict(self.train_state)
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        load_state_dict(self.train_state, state)

@@ -1,0 +1,77 @@
+"""DeePMD-kit 3.2.0 frozen TensorFlow models (``dp --tf freeze``) imported into our dict.
+
+Cases: ``tests/reference/data/tf/<case>/`` from ``tests/reference/generate.py`` (one-side,
+two-side, type embedding; water, ``sel = [46, 92]``) and ``tests/tf/data/deepmd_two_side_exclude``
+(two-side with ``exclude_types = [[0, 1]]``, same recipe, see its ``input.json``). Each holds
+``model.pb``, ``inputs.npz``, ``expected.npz`` (DeePMD-kit's ``DeepPot`` on its own graph)
+and, where DeePMD-kit can export it (not with a type embedding), ``model.dp`` from
+``dp convert-backend model.pb model.dp``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dpmodel import io as dpio
+from dpmodel.infer import DeepPot
+from dpmodel.registry import load_model_file, save_model_file
+from dpmodel.serialization import trees_equal
+
+from backends.tf import io as tfio
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE.parent / "reference" / "data" / "tf"
+CASES = {
+    "one_side": REFERENCE / "one_side",
+    "two_side": REFERENCE / "two_side",
+    "type_embedding": REFERENCE / "type_embedding",
+    "two_side_exclude": HERE / "data" / "deepmd_two_side_exclude",
+}
+
+
+def case_dir(name: str) -> Path:
+    folder = CASES[name]
+    if not (folder / "model.pb").is_file():
+        pytest.skip(f"{folder / 'model.pb'} is absent: run tests/reference/generate.py with DeePMD-kit 3.2.0 "
+                    "(TensorFlow) to create the DeePMD-kit reference models")
+    return folder
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_import_equals_deepmd_export(name):
+    folder = case_dir(name)
+    data = tfio.load(folder / "model.pb")
+    assert data["backend"] == "TensorFlow" and data["model_def_script"]["descriptor"]["type"] == "se_e2_r"
+    assert data["model"]["descriptor"]["type_one_side"] == ("two_side" not in name)
+    assert (data["model"].get("type_embedding") is not None) == (name == "type_embedding")
+    if not (folder / "model.dp").is_file():
+        return  # DeePMD-kit refuses to export a type embedding with se_e2_r
+    reference = dpio.load(folder / "model.dp")
+    assert trees_equal(data["model"], reference["model"]) == []
+    assert trees_equal(data["model_def_script"], reference["model_def_script"]) == []
+    assert trees_equal(data.get("@variables"), reference.get("@variables")) == []
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_imported_model_reproduces_deepmd(name):
+    folder = case_dir(name)
+    inputs, expected = np.load(folder / "inputs.npz"), np.load(folder / "expected.npz")
+    coord, box, atype = inputs["coord"], inputs["box"], inputs["atype"]
+    out = DeepPot(folder / "model.pb").eval(coord, box, atype, atomic=True)
+    for key, value in zip(("energy", "force", "virial", "atom_energy", "atom_virial"), out):
+        reference = expected[key]
+        scale = np.max(np.abs(reference))
+        np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-10 * scale, err_msg=key)
+
+
+def test_convert_backend_from_deepmd_pb(tmp_path):
+    folder = case_dir("type_embedding")
+    data = load_model_file(folder / "model.pb")
+    save_model_file(tmp_path / "out.dp", data)
+    save_model_file(tmp_path / "out.savedmodel", load_model_file(tmp_path / "out.dp"))
+    back = load_model_file(tmp_path / "out.savedmodel")
+    assert trees_equal(back["model"], data["model"]) == []
+    assert trees_equal(back["model_def_script"], data["model_def_script"]) == []

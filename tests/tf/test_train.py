@@ -1,0 +1,107 @@
+"""The TensorFlow training step: loss against dpmodel, gradients against finite differences, Adam."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpmodel.model import EnergyModel as DPModel
+from dpmodel.registry import by_name
+from dpmodel.training.adam import adam_update
+from dpmodel.training.loss import energy_loss
+from dpmodel.training.protocol import BackendTrainer as Protocol
+from dpmodel.training.protocol import trainer_class
+from tf_helpers import model_dict, system
+
+from backends.tf import train
+
+PREFS = {"e": 0.5, "f": 2.0, "v": 0.1}
+
+
+def batch(seed: int, natoms: int = 10, kind: str = "triclinic") -> dict:
+    sys_ = system(kind, natoms=natoms, seed=seed)
+    rng = np.random.default_rng(seed)
+    nf, nat = sys_.atype.shape
+    return {"coord": sys_.coord, "box": sys_.box, "atype": sys_.atype,
+            "energy": rng.normal(size=(nf, 1)), "force": rng.normal(size=(nf, nat, 3)),
+            "virial": rng.normal(size=(nf, 9)), "find_energy": 1.0, "find_force": 1.0, "find_virial": 1.0}
+
+
+@pytest.fixture(scope="module")
+def state():
+    return train.build(model_dict("one_side"))
+
+
+def test_loss_matches_dpmodel(state):
+    data = train.serialize(state)
+    b = batch(1)
+    out = DPModel.deserialize(data).call(b["coord"], b["atype"], b["box"])
+    loss, metrics = energy_loss(out, b, PREFS, b["atype"].shape[1])
+    tf_loss, tf_metrics, _ = train.loss_and_grad(state, b, PREFS)
+    np.testing.assert_allclose(float(tf_loss), loss, rtol=1e-10)
+    for name, value in metrics.items():
+        np.testing.assert_allclose(float(tf_metrics[name]), value, rtol=1e-10, err_msg=name)
+    np.testing.assert_allclose(float(train.evaluate(state, b, PREFS)["rmse"]), metrics["rmse"], rtol=1e-10)
+
+
+def test_gradient_is_loss_derivative(state):
+    b = batch(2)
+    _, _, grads = train.loss_and_grad(state, b, PREFS)
+    rng = np.random.default_rng(3)
+    directions = [rng.normal(size=p.shape) for p in state.params]
+    saved = [p.numpy() for p in state.params]
+    step = 1e-5
+
+    def loss_at(scale: float) -> float:
+        for p, s, d in zip(state.params, saved, directions):
+            p.assign(s + scale * d)
+        return float(train.loss_and_grad(state, b, PREFS)[0])
+
+    fd = (loss_at(step) - loss_at(-step)) / (2 * step)
+    for p, s in zip(state.params, saved):
+        p.assign(s)
+    analytic = sum(float(np.sum(g.numpy() * d)) for g, d in zip(grads, directions))
+    np.testing.assert_allclose(analytic, fd, rtol=1e-6)
+
+
+def test_adam_update_and_exact_restart(state):
+    snapshot = train.state_dict(state)
+    _, _, grads = train.loss_and_grad(state, batch(4), PREFS)
+    t = int(snapshot["step"]) + 1
+    expected = [adam_update(snapshot[f"param/{n}"], g.numpy(), snapshot[f"adam_m/{n}"], snapshot[f"adam_v/{n}"], t, 1e-3)[0]
+                for n, g in zip(state.names, grads)]
+    train.apply_update(state, grads, 1e-3)
+    for name, p, e in zip(state.names, state.params, expected):
+        np.testing.assert_allclose(p.numpy(), e, rtol=1e-13, atol=1e-15, err_msg=name)
+    after = train.state_dict(state)
+    train.load_state_dict(state, snapshot)
+    _, _, grads = train.loss_and_grad(state, batch(4), PREFS)
+    train.apply_update(state, grads, 1e-3)
+    for key, value in train.state_dict(state).items():
+        np.testing.assert_array_equal(value, after[key], err_msg=key)
+
+
+def test_one_trace_over_systems_of_any_size(state):
+    for seed, (natoms, kind) in enumerate([(10, "triclinic"), (7, "cluster"), (5, "small"), (12, "triclinic")]):
+        _, _, grads = train.loss_and_grad(state, batch(seed, natoms, kind), PREFS)
+        train.apply_update(state, grads, 1e-3)
+    assert state.trace_counts["loss"] == 1 and state.trace_counts["update"] == 1
+
+
+@pytest.mark.parametrize("kind", ["type_embedding", "two_side"])
+def test_backend_trainer_learns_tf_only_models(kind):
+    cls = trainer_class(by_name("tf"))
+    config = {"loss": {"start_pref_e": 1.0, "limit_pref_e": 1.0, "start_pref_f": 1.0, "limit_pref_f": 1.0},
+              "training": {"gradient_max_norm": 10.0}}
+    trainer = cls(model_dict(kind), config)
+    assert isinstance(trainer, Protocol)
+    b = batch(5)
+    history = [float(trainer.step(b, 1e-3, PREFS)["rmse"]) for _ in range(8)]
+    assert history[-1] < history[0]
+    metrics = trainer.step(b, 1e-3, PREFS)
+    assert float(metrics["rmse_v"]) == 0.0  # virial term inactive in this loss section
+    names = trainer.train_state.names
+    assert any(n.startswith("type_embedding") for n in names) == (kind == "type_embedding")
+    data = trainer.model_dict()
+    assert (data.get("type_embedding") is not None) == (kind == "type_embedding")
+    assert trainer.train_state.trace_counts == {"loss": 1, "metrics": 0, "update": 1}
