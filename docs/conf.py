@@ -54,6 +54,7 @@ autodoc_typehints = "signature"
 _OPTIONAL = ["torch", "jax", "jaxlib", "flax", "optax", "tensorflow", "ase", "matplotlib", "orbax"]
 autodoc_mock_imports = [name for name in _OPTIONAL if importlib.util.find_spec(name) is None]
 nitpicky = False
+smartquotes = False  # keep "--option" and quotes as typed
 
 # generated references (docs/_ext/dpdocs.py)
 dpdocs_cli_parser = "dpmodel.cli:build_parser"

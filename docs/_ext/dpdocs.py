@@ -100,8 +100,45 @@ def native_files_markdown() -> str:
             continue
         suffixes = ", ".join(f"`{s}`" for s in info.suffixes)
         text.append(f"### {info.title or name} ({suffixes})\n\n"
-                    f"```{{automodule}} {info.io}\n:no-members:\n:no-index:\n```\n\n")
+                    f"```{{eval-rst}}\n.. automodule:: {info.io}\n   :no-members:\n   :no-index:\n```\n\n")
     return "".join(text)
+
+
+_EXTRA_USE = {
+    "pt": "the PyTorch backend (`--pt`)",
+    "tf": "the TensorFlow backend (`--tf`)",
+    "jax": "the JAX backend (`--jax`)",
+    "ase": "the ASE calculator `dpmodel.calculator.DP`",
+    "all": "every backend and ASE",
+    "test": "the test suite",
+    "docs": "building this documentation",
+}
+
+
+def project_dependencies(pyproject: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """``(core requirements, {extra: requirements})`` of the project being documented."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata instead
+        from importlib.metadata import metadata
+
+        core, extras = [], {}
+        for line in metadata("dpmodel-se-r").get_all("Requires-Dist") or []:
+            requirement, _, marker = line.partition(";")
+            match = re.search(r"extra\s*==\s*['\"]([^'\"]+)", marker)
+            (extras.setdefault(match.group(1), []) if match else core).append(requirement.strip())
+        return core, extras
+    project = tomllib.loads(pyproject.read_text())["project"]
+    return list(project.get("dependencies", [])), dict(project.get("optional-dependencies", {}))
+
+
+def extras_markdown(pyproject: Path) -> str:
+    """The extras table of the installation page, from ``pyproject.toml``."""
+    core, extras = project_dependencies(pyproject)
+    rows = [["(none)", ", ".join(f"`{r}`" for r in core), "`dpmodel`: model files, evaluation, input checks"]]
+    rows += [[f"`{name}`", ", ".join(f"`{r}`" for r in reqs), _EXTRA_USE.get(name, "")]
+             for name, reqs in extras.items()]
+    return md_table(["extra", "installs", "for"], rows)
 
 
 # --------------------------------------------------------------------------- input.json
@@ -181,13 +218,21 @@ def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[t
         yield from subcommands(sub, full)
 
 
-def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
-    """MyST ``option`` directives for every argument except help and subcommand groups."""
+def _documented(action: argparse.Action) -> bool:
+    """Whether an argument belongs in the reference (not help, subcommands or hidden ones)."""
+    return not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) \
+        and action.help != argparse.SUPPRESS
+
+
+def _global_key(action: argparse.Action) -> tuple:
+    return tuple(action.option_strings), action.help
+
+
+def _option_rows(parser: argparse.ArgumentParser, skip: set[tuple] = frozenset()) -> list[str]:
+    """MyST ``option`` directives for every documented argument not in ``skip``."""
     out = []
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue
-        if action.help == argparse.SUPPRESS:
+        if not _documented(action) or (action.option_strings and _global_key(action) in skip):
             continue
         if action.option_strings:
             metavar = ""
@@ -205,8 +250,8 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
             details.append("choices: " + ", ".join(f"`{c}`" for c in action.choices))
         if action.required and action.option_strings:
             details.append("required")
-        elif action.default not in (None, argparse.SUPPRESS, False) and action.nargs != 0 \
-                and "(default" not in help_text:
+        elif action.default is not None and action.default is not argparse.SUPPRESS \
+                and action.default is not False and action.nargs != 0 and "(default" not in help_text:
             details.append(f"default: `{action.default}`")
         body = md_escape(help_text) if help_text else ""
         if details:
@@ -220,13 +265,18 @@ def _usage(parser: argparse.ArgumentParser) -> str:
 
 
 def cli_markdown(parser: argparse.ArgumentParser) -> str:
-    """The reference of ``dp`` and every subcommand, in MyST Markdown."""
+    """The reference of ``dp`` and every subcommand, in MyST Markdown.
+
+    Options a subcommand repeats from the global ones (same flags and help) are listed
+    once, under the global options, and named in one line under each subcommand.
+    """
     prog = parser.prog
     text = ["(cli-global)=\n## Global options\n\n", f"```text\n{_usage(parser)}\n```\n\n"]
     if parser.description:
         text.append(md_escape(parser.description) + "\n\n")
     text.append(f"```{{program}} {prog}\n```\n\n")
     text += _option_rows(parser)
+    globals_ = {_global_key(a) for a in parser._actions if _documented(a) and a.option_strings}
     commands = list(subcommands(parser))
     if commands:
         text.append("\n| command | purpose |\n|---|---|\n")
@@ -240,7 +290,12 @@ def cli_markdown(parser: argparse.ArgumentParser) -> str:
             text.append(md_escape(description) + "\n\n")
         text.append(f"```text\n{_usage(sub)}\n```\n\n")
         text.append(f"```{{program}} {prog} {name}\n```\n\n")
-        text += _option_rows(sub)
+        text += _option_rows(sub, globals_)
+        repeated = [a for a in sub._actions if _documented(a) and a.option_strings and _global_key(a) in globals_]
+        if repeated:
+            flags = ", ".join(f"`{a.option_strings[-1]}`" if len(a.option_strings) == 1
+                              else "/".join(f"`{o}`" for o in a.option_strings) for a in repeated)
+            text.append(f"\nAlso accepts the [global options](#cli-global) after the command: {flags}.\n")
         if sub.epilog:
             text.append("\n" + md_escape(sub.epilog) + "\n")
     return "".join(text)
@@ -286,6 +341,7 @@ def generate(srcdir: Path, cli_spec: str = CLI_PARSER, api_packages: tuple[str, 
     out = srcdir / GENERATED
     write_if_changed(out / "support.md", support_markdown())
     write_if_changed(out / "native_files.md", native_files_markdown())
+    write_if_changed(out / "extras.md", extras_markdown(srcdir.parent / "pyproject.toml"))
     write_if_changed(out / "input.rst", input_rst())
     write_if_changed(out / "cli.md", cli_markdown(cli_parser(cli_spec)))
     write_if_changed(out / "benchmarks.md", benchmarks_markdown(srcdir))
