@@ -88,9 +88,16 @@ def check_supported(option: str, value: Any, backend: str) -> None:
         flags = " or ".join(BACKEND_FLAGS[b] for b in restriction.supported_by)
         hint = f", or use {flags}"
     raise UnsupportedOptionError(
-        f"{option} = {restriction.value_text} ({value!r}) is not supported by backend "
+        f"{option} = {restriction.value_text} ({_brief(value)}) is not supported by backend "
         f"{BACKEND_NAMES[backend]!r} (supported by: {supporters}); {restriction.fix}{hint}"
     )
+
+
+def _brief(value: Any) -> str:
+    """``repr`` of a value, a serialized section shown by its ``@class`` only (no arrays)."""
+    if isinstance(value, dict):
+        return f"{{'@class': {value['@class']!r}, ...}}" if "@class" in value else "{...}"
+    return repr(value)
 
 
 def support_table() -> list[dict[str, str]]:
