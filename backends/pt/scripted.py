@@ -15,6 +15,9 @@ The scripted module follows DeePMD-kit's ``.pth`` interface::
 
 plus ``get_rcut``, ``get_type_map``, ``get_sel``, ``get_dim_fparam``, ``get_dim_aparam`` and
 ``get_model_def_script``. Like DeePMD-kit's, it must be called with gradients enabled.
+A compressed model (descriptor ``@version`` 3) keeps its tables in the archive's
+``model.json`` and in the torch module, but this program evaluates the exact embedding
+nets (the tables' lookup is not ported).
 """
 
 
