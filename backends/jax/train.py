@@ -1,0 +1,267 @@
+"""The JAX training step: energy loss by ``jax.value_and_grad``, Adam from ``optax``.
+
+Functional API (every function is pure in the state; jitted parts compile once per
+model structure and batch shape)::
+
+    state = build(model_dict, seed)                       # TrainState
+    loss, grads, metrics = loss_and_grad(state, batch, prefactors)
+    state = apply_update(state, grads, lr)                # Adam (+ optional clipping)
+    arrays = state_dict(state); state = load_state_dict(model_dict, arrays)
+    serialized = model_dict(state)
+
+``BackendTrainer`` wraps it in the protocol of :mod:`dpmodel.training.protocol` for
+``dp --jax train``. The loss is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3)
+evaluated on JAX arrays; forces and virials inside it come from
+:func:`backends.jax.model.lower_outputs` (a gradient), so the parameter gradient is a
+second derivative. Only the weights of layers marked ``trainable`` are updated
+(:func:`backends.jax.modules.split_trainable`); statistics stay fixed.
+
+Adam: ``optax.scale_by_adam(BETA1, BETA2, EPSILON)`` (moments, bias correction,
+``m_hat / (sqrt(v_hat) + eps)``) times ``-lr`` injected per step: the formula of
+:mod:`dpmodel.training.adam`. Everything runs under :func:`backends.jax.modules.x64`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
+from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
+from dpmodel.model_factory import model_from_dict
+from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
+from dpmodel.training.loss import energy_loss
+
+__all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
+           "loss_and_grad", "model_dict", "state_dict"]
+
+_ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPSILON)
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Parameters and optimizer state of one model.
+
+    Attributes
+    ----------
+    structure : the model's hyper-parameters (static; keys the compilations)
+    trainable : pytree of the trained layer weights (``None`` elsewhere)
+    frozen : pytree of everything else (statistics, frozen layers)
+    opt_state : ``optax.ScaleByAdamState`` over ``trainable`` (``count``, ``mu``, ``nu``)
+    seed : the seed given to :func:`build` (recorded; Adam uses no randomness)
+    """
+
+    structure: Structure
+    trainable: Params
+    frozen: Params
+    opt_state: Any
+    seed: int | None = None
+
+    @property
+    def params(self) -> Params:
+        """The full parameter pytree."""
+        return merge_trainable(self.trainable, self.frozen)
+
+    @property
+    def step(self) -> int:
+        """Number of updates applied."""
+        return int(self.opt_state.count)
+
+
+def build(model_dict: dict, seed: int | None = None) -> TrainState:
+    """Training state from a serialized model (its parameters are the starting point)."""
+    model = model_from_dict(model_dict, EnergyModel)
+    with x64():
+        trainable, frozen = split_trainable(model, model.params)
+        opt_state = _ADAM.init(trainable)
+    return TrainState(Structure(model), trainable, frozen, opt_state, seed)
+
+
+def model_dict(state: TrainState) -> dict:
+    """The current model as a serialized dict (NumPy arrays)."""
+    return bind(state.structure.template, state.params).serialize()
+
+
+# ---------------------------------------------------------------------- loss
+def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Host-side neighbour list and labels of a batch as JAX arrays (call under x64)."""
+    template = state.structure.template
+    atype = np.asarray(batch["atype"], dtype=np.int64)
+    nf, nat = atype.shape
+    inputs = neighbor_inputs(np.asarray(batch["coord"]), atype, batch.get("box"), template.get_rcut(),
+                             template.get_sel())
+    fitting = template.fitting
+    fparam, aparam = frame_params(nf, nat, batch.get("fparam"), batch.get("aparam"), fitting.numb_fparam,
+                                  0 if fitting.use_aparam_as_mask else fitting.numb_aparam, fitting.default_fparam)
+    inputs = {k: jnp.asarray(v) for k, v in inputs.items()}
+    inputs["fparam"] = None if fparam is None else jnp.asarray(fparam)
+    inputs["aparam"] = None if aparam is None else jnp.asarray(aparam)
+    shapes = {"energy": (nf, 1), "force": (nf, nat, 3), "virial": (nf, 9)}
+    labels = {}
+    for key, shape in shapes.items():
+        value = batch.get(key)
+        labels[key] = jnp.zeros(shape) if value is None else jnp.asarray(np.asarray(value, np.float64).reshape(shape))
+        labels[f"find_{key}"] = jnp.asarray(float(batch.get(f"find_{key}", 0.0 if value is None else 1.0)))
+    return inputs, labels
+
+
+def _loss(structure: Structure, trainable: Params, frozen: Params, inputs: dict, labels: dict, prefs: dict):
+    params = merge_trainable(trainable, frozen)
+    pred = lower_outputs(structure.template, params, inputs["coord_ext"], inputs["atype_ext"], inputs["nlist"],
+                         inputs["mapping"], inputs["fparam"], inputs["aparam"], False)
+    natoms = inputs["nlist"].shape[1]
+    return energy_loss(pred, labels, prefs, natoms)
+
+
+@partial(jax.jit, static_argnames=("structure",))
+def _loss_and_grad_jit(structure, trainable, frozen, inputs, labels, prefs):
+    TRACES["loss_and_grad"] += 1
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure), has_aux=True)(
+        trainable, frozen, inputs, labels, prefs)
+    return loss, grads, metrics
+
+
+@partial(jax.jit, static_argnames=("structure",))
+def _loss_jit(structure, trainable, frozen, inputs, labels, prefs):
+    TRACES["loss"] += 1
+    return _loss(structure, trainable, frozen, inputs, labels, prefs)
+
+
+def _prefs(prefactors: Mapping[str, float]) -> dict:
+    return {k: jnp.asarray(float(prefactors.get(k, 0.0)), dtype=jnp.float64) for k in ("e", "f", "v")}
+
+
+def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
+                  prefactors: Mapping[str, float]) -> tuple[Any, Params, dict]:
+    """Loss, its gradient with respect to ``state.trainable``, and the metrics, on one batch.
+
+    Parameters
+    ----------
+    batch : NumPy batch of :meth:`dpmodel.data.DeepmdSystem.frames` (``coord``, ``box``,
+        ``atype``, ``energy``, ``force``, ``virial``, ``find_*``; optional ``fparam``, ``aparam``)
+    prefactors : ``{"e", "f", "v"}`` before the ``find_*`` flags
+
+    Returns
+    -------
+    loss (0-d), grads (pytree like ``state.trainable``), metrics (``rmse``, ``rmse_e``,
+    ``rmse_f``, ``rmse_v``; 0-d JAX arrays)
+    """
+    with x64():
+        inputs, labels = _batch_inputs(state, batch)
+        return _loss_and_grad_jit(state.structure, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
+
+
+def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> tuple[Any, dict]:
+    """Loss and metrics of :func:`loss_and_grad` without the gradient."""
+    with x64():
+        inputs, labels = _batch_inputs(state, batch)
+        return _loss_jit(state.structure, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
+
+
+# ---------------------------------------------------------------------- update
+@jax.jit
+def _adam_jit(trainable, opt_state, grads, lr, max_norm):
+    TRACES["apply_update"] += 1
+    if max_norm is not None:
+        scale = clip_scale(jax.tree.leaves(grads), max_norm)
+        grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
+    updates, opt_state = _ADAM.update(grads, opt_state)
+    trainable = jax.tree.map(lambda p, u: p - lr.astype(p.dtype) * u, trainable, updates)
+    return trainable, opt_state
+
+
+def apply_update(state: TrainState, grads: Params, lr: float, max_norm: float | None = None) -> TrainState:
+    """One Adam update with learning rate ``lr`` (a new state; ``state`` is unchanged).
+
+    With ``max_norm`` (``training/gradient_max_norm``) the gradients are first scaled by
+    :func:`dpmodel.training.adam.clip_scale`.
+    """
+    with x64():
+        norm = None if max_norm is None else jnp.asarray(float(max_norm), dtype=jnp.float64)
+        trainable, opt_state = _adam_jit(state.trainable, state.opt_state, grads,
+                                         jnp.asarray(float(lr), dtype=jnp.float64), norm)
+    return replace(state, trainable=trainable, opt_state=opt_state)
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _key(path) -> str:
+    parts = []
+    for entry in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+    return "/".join(parts)
+
+
+def _checkpoint_tree(state: TrainState) -> dict:
+    return {"trainable": state.trainable, "frozen": state.frozen, "opt": state.opt_state}
+
+
+def state_dict(state: TrainState) -> dict[str, np.ndarray]:
+    """Flat ``{path: NumPy array}`` of parameters, Adam moments and the update count.
+
+    Keys look like ``trainable/descriptor/embeddings/0/1/w``, ``opt/mu/fitting/nets/0/2/b``,
+    ``opt/count``.
+    """
+    leaves, _ = jax.tree_util.tree_flatten_with_path(_checkpoint_tree(state))
+    return {_key(path): np.array(leaf, copy=True) for path, leaf in leaves}
+
+
+def load_state_dict(model_dict: dict, arrays: Mapping[str, np.ndarray], seed: int | None = None) -> TrainState:
+    """The state of ``model_dict``'s structure holding ``arrays`` (from :func:`state_dict`), bitwise."""
+    template = build(model_dict, seed)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(_checkpoint_tree(template))
+    restored = []
+    with x64():
+        for path, leaf in leaves:
+            key = _key(path)
+            if key not in arrays:
+                raise KeyError(f"JAX training state lacks {key!r}; was it written for another model?")
+            value = np.asarray(arrays[key])
+            if value.shape != np.shape(leaf) or value.dtype != np.asarray(leaf).dtype:
+                raise ValueError(f"JAX training state {key!r} has shape {value.shape} {value.dtype}, "
+                                 f"expected {np.shape(leaf)} {np.asarray(leaf).dtype}")
+            restored.append(jnp.asarray(value))
+    tree = jax.tree_util.tree_unflatten(treedef, restored)
+    return replace(template, trainable=tree["trainable"], frozen=tree["frozen"], opt_state=tree["opt"])
+
+
+# ---------------------------------------------------------------------- trainer protocol
+class BackendTrainer:
+    """The JAX backend of :class:`dpmodel.training.protocol.BackendTrainer` (``dp --jax train``)."""
+
+    def __init__(self, model_dict: dict, config: dict) -> None:
+        training = dict(config.get("training", {}))
+        self._model_dict = model_dict
+        self._seed = training.get("seed")
+        self._max_norm = training.get("gradient_max_norm")
+        self._state = build(model_dict, self._seed)
+
+    def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict:
+        """Metrics on ``batch`` with the current parameters, then one Adam update."""
+        _, grads, metrics = loss_and_grad(self._state, batch, prefactors)
+        self._state = apply_update(self._state, grads, lr, self._max_norm)
+        return metrics
+
+    def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict:
+        """Metrics on ``batch`` without an update."""
+        return evaluate(self._state, batch, prefactors)[1]
+
+    def model_dict(self) -> dict:
+        """The current model as a serialized dict."""
+        return model_dict(self._state)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Parameters, Adam moments and update count (:func:`state_dict`)."""
+        return state_dict(self._state)
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`state` bitwise."""
+        self._state = load_state_dict(self._model_dict, state, self._seed)
