@@ -7,12 +7,15 @@ Reference pages are generated before each build by ``docs/_ext/dpdocs.py``.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 sys.path.insert(0, str(DOCS.parent))  # document the checkout, not another installed copy
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner, when autodoc imports it
 
 import dpmodel  # noqa: E402
 
@@ -55,6 +58,9 @@ _OPTIONAL = ["torch", "jax", "jaxlib", "flax", "optax", "tensorflow", "ase", "ma
 autodoc_mock_imports = [name for name in _OPTIONAL if importlib.util.find_spec(name) is None]
 nitpicky = False
 smartquotes = False  # keep "--option" and quotes as typed
+# backends re-export same-named classes (EnergyModel in pt, jax, tf): an unqualified
+# type name in a signature matches several; that ambiguity is not an error in the docs
+suppress_warnings = ["ref.python"]
 
 # generated references (docs/_ext/dpdocs.py)
 dpdocs_cli_parser = "dpmodel.cli:build_parser"

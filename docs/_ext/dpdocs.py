@@ -322,10 +322,21 @@ def api_rst(module: str) -> str:
 
 
 # --------------------------------------------------------------------------- benchmarks
+_IMAGE_LINK = re.compile(r"(!\[[^\]]*\]\()(?!https?://|/)([^)\s]+)")
+_IMAGE_DIRECTIVE = re.compile(r"^(\s*(?:`{3,}|:{3,})\{(?:image|figure)\}\s+)(?!https?://|/)(\S+)", re.M)
+
+
 def benchmarks_markdown(srcdir: Path) -> str:
-    """Include the results written by ``benchmarks/`` or say how to produce them."""
-    if (srcdir / BENCHMARK_RESULTS).exists():
-        return f"```{{include}} ../{BENCHMARK_RESULTS}\n:relative-images:\n```\n"
+    """The results written by ``benchmarks/``, or a labelled placeholder saying how to produce them.
+
+    The results file is copied with its relative image paths rewritten for
+    ``docs/benchmarks.md``, the page that includes this file.
+    """
+    results = srcdir / BENCHMARK_RESULTS
+    if results.exists():
+        folder = Path(BENCHMARK_RESULTS).parent.as_posix()
+        text = _IMAGE_LINK.sub(lambda m: f"{m.group(1)}{folder}/{m.group(2)}", results.read_text())
+        return _IMAGE_DIRECTIVE.sub(lambda m: f"{m.group(1)}{folder}/{m.group(2)}", text)
     return (
         "```{admonition} Placeholder: no benchmark results yet\n:class: warning\n\n"
         f"`docs/{BENCHMARK_RESULTS}` does not exist, so this page shows no numbers. "
