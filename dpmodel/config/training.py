@@ -88,6 +88,13 @@ def training_args() -> Argument:
         opt("seed", [int, None], None, "Seed of the batch order."),
         opt("disp_file", str, "lcurve.out", "Learning-curve file."),
         opt("disp_freq", int, 1000, "Steps between learning-curve rows."),
+        opt(
+            "numb_test",
+            [list[int], int, str],
+            1,
+            "Frames tested during training (DeePMD-kit TensorFlow; accepted, unused "
+            "here: validation uses validation_data/numb_btch).",
+        ),
         opt("save_freq", int, 1000, "Steps between checkpoints."),
         opt("save_ckpt", str, "model.ckpt", "Checkpoint file prefix."),
         opt("max_ckpt_keep", int, 5, "Newest checkpoints kept."),

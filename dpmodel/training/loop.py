@@ -123,8 +123,12 @@ class Trainer:
         text = json.dumps(self.p.config, indent=4) + "\n"
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
-    def _report(self, step: int, lr: float, train: dict, valid: dict | None, seconds: float, steps: int,
-                bar: Progress) -> None:
+    def _display(self, step: int, lr: float, prefs: dict, metrics: Any, batch: dict, clock: "_Clock",
+                 bar: Progress) -> None:
+        """One learning-curve row and log line after ``step`` steps."""
+        train = displayed(metrics, batch, self.active)
+        valid = self._validate(prefs)
+        seconds, steps = clock.lap(step)
         self.history.append({"step": step, "lr": lr, "train": train, "valid": valid})
         if self.lcurve is not None:
             self.lcurve.write(step, train, valid, lr)
@@ -145,17 +149,15 @@ class Trainer:
         TrainingInterrupted
             After Ctrl-C, once the checkpoint is written.
         """
-        start = self.p.start_step
+        start = done = self.p.start_step
         self.write_config()
-        display = self.training["disp_training"]
         self.lcurve = Lcurve(self.lcurve_path, self.metrics, self.p.valid is not None,
-                             start if self.p.restarted else None) if display else None
+                             start if self.p.restarted else None) if self.training["disp_training"] else None
         disp_freq, save_freq = self.training["disp_freq"], self.training["save_freq"]
         log.info("training %s with %s from step %d to %d", self.training["training_data"]["systems"],
                  self.p.backend.title or self.p.backend.name, start, self.numb_steps)
-        done = start
+        clock = _Clock(start)
         with _SigintGuard() as guard, Progress(self.numb_steps, start, self.options.progress) as bar:
-            tick, tick_step = time.perf_counter(), start
             for t in range(start, self.numb_steps):
                 lr = float(self.schedule.value(t))
                 prefs = self._prefactors(t, lr)
@@ -163,17 +165,36 @@ class Trainer:
                 metrics = self.p.trainer.step(batch, lr, prefs)
                 done = t + 1
                 bar.advance()
-                if display and (done % disp_freq == 0 or done == 1):
-                    train = displayed(metrics, batch, self.active)
-                    valid = self._validate(prefs)
-                    now = time.perf_counter()
-                    self._report(done, lr, train, valid, now - tick, done - tick_step, bar)
-                    tick, tick_step = now, done
+                if self.lcurve is not None and (done % disp_freq == 0 or done == 1):
+                    self._display(done, lr, prefs, metrics, batch, clock, bar)
                 if done % save_freq == 0 or done == self.numb_steps:
                     self.save(done)
                 if guard.requested and done < self.numb_steps:
                     path = self.last_checkpoint if done % save_freq == 0 else self.save(done)
                     raise TrainingInterrupted(done, path)
+        clock.summary(done)
         if start >= self.numb_steps:
             log.warning("the checkpoint is at step %d >= numb_steps = %d: nothing to train", start, self.numb_steps)
         return done
+
+
+class _Clock:
+    """Wall time per display interval, and the mean after the first interval (compilation, warm-up)."""
+
+    def __init__(self, start: int) -> None:
+        self.start, self.tick, self.tick_step = start, time.perf_counter(), start
+        self.warm: tuple[float, int] | None = None
+
+    def lap(self, step: int) -> tuple[float, int]:
+        """Seconds and steps since the previous lap."""
+        now = time.perf_counter()
+        lap = (now - self.tick, step - self.tick_step)
+        self.tick, self.tick_step = now, step
+        if self.warm is None and step > self.start + 1:
+            self.warm = (now, step)
+        return lap
+
+    def summary(self, done: int) -> None:
+        if self.warm is not None and done > self.warm[1]:
+            log.info("average training time: %.4f s/step (excluding the first %d steps)",
+                     (time.perf_counter() - self.warm[0]) / (done - self.warm[1]), self.warm[1] - self.start)

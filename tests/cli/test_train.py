@@ -102,3 +102,20 @@ def test_backends_agree_over_100_steps(tmp_path) -> None:
                 for key, value in row[part].items():
                     assert curves[backend][step][part][key] == pytest.approx(value, rel=1e-8), \
                         f"{backend} step {step} {part} {key}"
+
+
+def test_init_frz_model_and_init_model_start_from_weights(trained, tmp_path) -> None:
+    if (reason := training_skip_reason("pt")) is not None:
+        pytest.skip(reason)
+    source = trained("pt")
+    dp(["freeze", "-c", str(source), "-o", str(tmp_path / "start.dp")], tmp_path, check=True)
+    make_case(tmp_path / "frz", numb_steps=2)
+    dp(["--pt", "train", "input.json", "--init-frz-model", str(tmp_path / "start.dp")], tmp_path / "frz", check=True)
+    make_case(tmp_path / "ckpt", numb_steps=2)
+    dp(["--pt", "train", "input.json", "--init-model", str(source / "model.ckpt-8.dp")], tmp_path / "ckpt",
+       check=True)
+    rows = [np.genfromtxt(tmp_path / d / "lcurve.out", names=True) for d in ("frz", "ckpt")]
+    assert rows[0].tolist() == rows[1].tolist()  # same weights, fresh optimizer, same batches
+    assert rows[0]["step"].tolist() == [1, 2]
+    start = read_checkpoint(tmp_path / "frz" / "model.ckpt-2.dp")
+    assert start.step == 2 and start.min_nbor_dist == pytest.approx(2.0877, abs=1e-4)
