@@ -141,10 +141,19 @@ def savedmodel_functions(path: str | Path) -> Functions:
     return run_lower, run_descriptor
 
 
-def model_functions(model_dict: dict) -> Functions:
-    """Functions of a model built from its dict (e.g. imported from DeePMD-kit)."""
-    from dpmodel.model_factory import model_from_dict
+def model_functions(model_dict: dict, eager: bool = False) -> Functions:
+    """Functions of a model built from its dict: ``tf.function``s, or plain eager calls."""
+    from backends.tf.modules import model_from_dict
 
-    compiled = CompiledModel(model_from_dict(model_dict, EnergyModel))
-    return (lambda inputs: _numpy(compiled.call_lower(*_feed(inputs, INPUT_NAMES))),
-            lambda inputs: compiled.descriptor_lower(*_feed(inputs, INPUT_NAMES[:3])).numpy())
+    model = model_from_dict(model_dict)
+    if eager:
+        def lower(*inputs):
+            return energy_and_forces(model, *inputs)
+
+        def descriptor(*inputs):
+            return descriptor_of(model, *inputs)
+    else:
+        compiled = CompiledModel(model)
+        lower, descriptor = compiled.call_lower, compiled.descriptor_lower
+    return (lambda inputs: _numpy(lower(*_feed(inputs, INPUT_NAMES))),
+            lambda inputs: descriptor(*_feed(inputs, INPUT_NAMES[:3])).numpy())

@@ -159,13 +159,24 @@ class _PbFile:
 
 # ------------------------------------------------------------------ evaluation
 class Evaluator:
-    """Evaluate a ``.savedmodel`` (its signatures), a ``.pb`` of ours (the pruned frozen graph)
-    or a DeePMD-kit ``.pb`` (its imported dict, run by :class:`backends.tf.model.CompiledModel`)."""
+    """Evaluate a model file or an envelope dict.
 
-    def __init__(self, path: str | Path) -> None:
+    A ``.savedmodel`` runs its signatures, a ``.pb`` of ours its frozen graph, a DeePMD-kit
+    ``.pb`` or ``data`` (an envelope) the model built from the dict, compiled by
+    ``tf.function`` (``mode="function"``) or op by op (``mode="eager"``).
+    """
+
+    def __init__(self, path: str | Path | None = None, data: dict | None = None, mode: str = "function") -> None:
         from backends.tf import graph
 
-        if _suffix(path) == ".savedmodel":
+        if mode not in ("function", "eager"):
+            raise ValueError(f"Evaluator mode {mode!r}: expected 'function' or 'eager'")
+        if (path is None) == (data is None):
+            raise ValueError("Evaluator needs exactly one of a model file path or an envelope dict")
+        if data is not None:
+            self.data = data
+            self._lower, self._descriptor = graph.model_functions(data["model"], eager=mode == "eager")
+        elif _suffix(path) == ".savedmodel":
             self.data = load(path)
             self._lower, self._descriptor = graph.savedmodel_functions(path)
         else:
@@ -174,7 +185,7 @@ class Evaluator:
             if pb.ours:
                 self._lower, self._descriptor = graph.frozen_functions(pb.graph_def)
             else:
-                self._lower, self._descriptor = graph.model_functions(self.data["model"])
+                self._lower, self._descriptor = graph.model_functions(self.data["model"], eager=mode == "eager")
         model = self.data["model"]
         self._rcut, self._sel = float(model["descriptor"]["rcut"]), list(model["descriptor"]["sel"])
         fitting = model["fitting"]

@@ -30,7 +30,7 @@ from dpmodel.xp import Array, array_namespace
 
 from backends.tf import xp as tfxp
 
-__all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "Parameters", "TypeEmbedNet"]
+__all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "Parameters", "TypeEmbedNet", "model_from_dict"]
 
 Slot = tuple[str, Any, str, bool]
 """(name, owner object, attribute, trainable) of one parameter array."""
@@ -313,3 +313,10 @@ def new_type_embedding(config: dict, ntypes: int, type_map: list[str] | None = N
     keys = {"neuron", "resnet_dt", "activation_function", "precision", "trainable", "seed", "padding",
             "use_econf_tebd", "use_tebd_bias"}
     return TypeEmbedNet(ntypes=ntypes, type_map=type_map, **{k: v for k, v in config.items() if k in keys})
+
+
+def model_from_dict(data: dict) -> EnergyModel:
+    """A TensorFlow :class:`EnergyModel` from a serialized model dict (refusals from :mod:`dpmodel.capabilities`)."""
+    from dpmodel.model_factory import model_from_dict as build
+
+    return build(data, EnergyModel)

@@ -79,15 +79,15 @@ def assert_close(actual, expected, tol: float, name: str = "") -> None:
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=name)
 
 
-def energy_fd(energy, coord: np.ndarray, box: np.ndarray | None, step: float = 1e-5):
-    """Central finite differences of ``energy(coord, box) -> float``: forces (nat, 3) and virial (9,)."""
-    force = np.zeros_like(coord)
-    for i in range(coord.shape[0]):
+def energy_fd(energy, coord: np.ndarray, box: np.ndarray | None, atoms: list[int], step: float = 1e-5):
+    """Central finite differences of ``energy(coord, box) -> float``: forces (len(atoms), 3) and virial (9,)."""
+    force = np.zeros((len(atoms), 3))
+    for k, i in enumerate(atoms):
         for a in range(3):
             plus, minus = coord.copy(), coord.copy()
             plus[i, a] += step
             minus[i, a] -= step
-            force[i, a] = -(energy(plus, box) - energy(minus, box)) / (2 * step)
+            force[k, a] = -(energy(plus, box) - energy(minus, box)) / (2 * step)
     if box is None:
         return force, None
     cell = box.reshape(3, 3)
