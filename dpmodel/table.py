@@ -92,18 +92,21 @@ class TabulatedEmbedding:
     info: TableInfo
     overflow: int = 0
     calls: int = field(default=0, repr=False)
-    coeffs: Array = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # (6, nspline, ng): one contiguous (nspline, ng) block per power, gathered row-wise
-        xp = array_namespace(self.data)
-        nspline = int(self.data.shape[0])
-        blocks = xp.permute_dims(xp.reshape(self.data, (nspline, self.ng, 6)), (2, 0, 1))
-        self.coeffs = np.ascontiguousarray(blocks) if isinstance(self.data, np.ndarray) else blocks
+    _blocks: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def ng(self) -> int:
         return int(self.data.shape[1]) // 6
+
+    def coefficients(self, xp, like: Array) -> Array:
+        """``data`` as (6, nspline, ng): one contiguous (nspline, ng) block per power, gathered row-wise."""
+        if isinstance(self.data, np.ndarray):
+            if self._blocks is None:
+                nspline = self.data.shape[0]
+                self._blocks = np.ascontiguousarray(self.data.reshape(nspline, self.ng, 6).transpose(2, 0, 1))
+            return as_array(xp, self._blocks, like)
+        data = as_array(xp, self.data, like)
+        return xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (2, 0, 1))
 
     def call(self, x: Array) -> Array:
         """Table value for ``x`` of shape (..., 1); returns (..., ng)."""
@@ -130,7 +133,7 @@ class TabulatedEmbedding:
         row = xp.astype(xp.where(inside < info.upper, fine, coarse), xp.int64)
         row = xp.clip(row, 0, int(self.data.shape[0]) - 1)
         dx = inside - xp.astype(info.knots(row), flat.dtype)
-        coeffs = as_array(xp, self.coeffs, x)
+        coeffs = self.coefficients(xp, x)
         c0, c1, c2, c3, c4, c5 = (xp.take(coeffs[m, ...], row, axis=0) for m in range(6))
         dx = dx[:, None]
         slope = c1 + dx * (2.0 * c2 + dx * (3.0 * c3 + dx * (4.0 * c4 + dx * 5.0 * c5)))

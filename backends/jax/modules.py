@@ -28,6 +28,7 @@ from dpmodel import descriptor as dp_descriptor
 from dpmodel import fitting as dp_fitting
 from dpmodel import model as dp_model
 from dpmodel.network import NetworkCollection
+from dpmodel.table import TabulatedEmbedding
 from dpmodel.xp import register_segment_sum
 
 __all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "bind", "get_params", "split_trainable",
@@ -140,7 +141,8 @@ def _bind_collection(collection: NetworkCollection, params: list) -> NetworkColl
 def get_params(model: dp_model.EnergyModel) -> Params:
     """Every array of ``model`` as a pytree::
 
-        {"descriptor": {"davg", "dstd", "embeddings": [[{"w", "b", "idt"} per layer] per net]},
+        {"descriptor": {"davg", "dstd", "embeddings": [[{"w", "b", "idt"} per layer] per net],
+                        "tables": None or [compress table per net, or None]},
          "fitting": {"bias_atom_e", "fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std",
                      "nets": [[{"w", "b", "idt"} per layer] per net]},
          "out_bias", "out_std"}
@@ -150,7 +152,8 @@ def get_params(model: dp_model.EnergyModel) -> Params:
     desc, fit = model.descriptor, model.fitting
     return {
         "descriptor": {"davg": desc.davg, "dstd": desc.dstd,
-                       "embeddings": [_layers_params(net) for net in desc.embeddings.networks]},
+                       "embeddings": [_layers_params(net) for net in desc.embeddings.networks],
+                       "tables": None if desc.tables is None else [None if t is None else t.data for t in desc.tables]},
         "fitting": {**{k: getattr(fit, k) for k in _FITTING_STATS},
                     "nets": [_layers_params(net) for net in fit.nets.networks]},
         "out_bias": model.out_bias,
@@ -163,6 +166,9 @@ def bind(model: dp_model.EnergyModel, params: Params) -> dp_model.EnergyModel:
     desc = copy.copy(model.descriptor)
     desc.davg, desc.dstd = params["descriptor"]["davg"], params["descriptor"]["dstd"]
     desc.embeddings = _bind_collection(model.descriptor.embeddings, params["descriptor"]["embeddings"])
+    tables = params["descriptor"].get("tables")
+    if desc.tables is not None and tables is not None:  # compressed: tables are arguments, not baked-in constants
+        desc.tables = [None if t is None else TabulatedEmbedding(data, t.info) for t, data in zip(desc.tables, tables)]
     fit = copy.copy(model.fitting)
     for key in _FITTING_STATS:
         setattr(fit, key, params["fitting"][key])
