@@ -6,15 +6,13 @@ entry (descriptor ``@version`` 3) built by :mod:`dpmodel.tabulate`, and
 :func:`compress_file` reads and writes through :mod:`dpmodel.registry`. The input range
 needs the smallest neighbour distance of the training data: the file envelope's
 ``@variables.min_nbor_dist`` when present, else computed from the training systems of
-a training script (``-t input.json``) by :func:`min_nbor_dist`.
+a training script (``-t input.json``) by :mod:`dpmodel.training.neighbor_stat`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -74,11 +72,13 @@ def compress_file(input: str | Path, output: str | Path, step: float = 0.01, ext
                   frequency: int = -1, training_script: str | Path | None = None) -> dict:
     """``dp compress -i INPUT -o OUTPUT``: any model file to a compressed one of any format.
 
-    Returns the envelope written (``@variables.min_nbor_dist`` recorded).
+    The output keeps ``model`` (compressed), ``model_def_script`` and records
+    ``@variables.min_nbor_dist``. Returns the data written.
     """
     from dpmodel.registry import for_suffix, load_model_file, save_model_file
 
     backend = for_suffix(output).name
+    backend = None if backend == "dpmodel" else backend  # .dp/.yaml hold any valid model (TF-only ones too)
     data = load_model_file(input)
     stored = (data.get("@variables") or {}).get("min_nbor_dist")
     if stored is not None:
@@ -90,72 +90,28 @@ def compress_file(input: str | Path, output: str | Path, step: float = 0.01, ext
                           "-t input.json so it can be computed from the training data")
     LOG.info("compressing with min_nbor_dist = %.6g Å, step %g, extrapolate %g, check frequency %d",
              distance, step, extrapolate, frequency)
-    out = copy.copy(data)
-    out["model"] = compress_model_dict(data["model"], distance, step, extrapolate, frequency, backend)
-    out["@variables"] = {**(data.get("@variables") or {}), "min_nbor_dist": distance}
-    for key in ("software", "version", "time"):
-        out.pop(key, None)
+    out = {"model": compress_model_dict(data["model"], distance, step, extrapolate, frequency, backend)}
+    if data.get("model_def_script") is not None:
+        out["model_def_script"] = data["model_def_script"]
+    out["@variables"] = {"min_nbor_dist": np.float64(distance)}
     save_model_file(output, out)
     return out
 
 
-def min_nbor_dist(frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray | None]], rcut: float) -> float:
-    """Smallest distance between an atom and any neighbour (periodic images included) within ``rcut``.
-
-    Parameters
-    ----------
-    frames : ``(coord (nf, nloc, 3) Å, atype (nf, nloc), box (nf, 9) Å or None)`` batches;
-        atoms of negative type are ignored.
-    rcut : Å
-
-    Returns
-    -------
-    float; Å (``inf`` if no pair is within ``rcut``)
-    """
-    from dpmodel.neighbor import extend_coord_with_ghosts
-    from dpmodel.region import wrap_coord
-
-    best = np.inf
-    for coord, atype, box in frames:
-        coord = np.asarray(coord, dtype=np.float64)
-        atype = np.asarray(atype)
-        if box is not None:
-            coord = wrap_coord(coord, np.asarray(box, dtype=np.float64))
-        coord_ext, atype_ext, _ = extend_coord_with_ghosts(coord, atype, box, rcut)
-        nloc = atype.shape[1]
-        for f in range(coord.shape[0]):
-            real = atype_ext[f] >= 0
-            for start in range(0, nloc, 256):
-                centres = np.arange(start, min(start + 256, nloc))
-                dist = np.linalg.norm(coord_ext[f][None, :, :] - coord[f, centres, None, :], axis=-1)
-                dist[np.arange(centres.size), centres] = np.inf  # self
-                dist[:, ~real] = np.inf
-                dist[atype[f, centres] < 0, :] = np.inf
-                best = min(best, float(dist.min(initial=np.inf)))
-    return best if best <= rcut else np.inf
-
-
 def min_nbor_dist_from_script(script: str | Path, model_dict: dict) -> float:
-    """:func:`min_nbor_dist` over the training systems of a training script (``-t``)."""
+    """Smallest neighbour distance (Å) in the training systems of a training script (``-t``)."""
     from dpmodel.config import load_input
-    from dpmodel.data.system import DeepmdSystem
-    from dpmodel.data.systems import expand_systems
+    from dpmodel.data import DeepmdSystem, expand_systems
+    from dpmodel.training.neighbor_stat import neighbor_stat
 
     script = Path(script)
     config = load_input(script)
     spec = config["training"]["training_data"]["systems"]
     type_map = list(model_dict.get("type_map") or config["model"]["type_map"])
     rcut = float(model_dict["descriptor"]["rcut"])
-
-    def frames():
-        for path in expand_systems(spec, root=script.parent):
-            system = DeepmdSystem(path, type_map)
-            for start in range(0, system.nframes, 16):
-                batch = system.frames(np.arange(start, min(start + 16, system.nframes)))
-                yield batch["coord"], batch["atype"], batch["box"]
-
-    distance = min_nbor_dist(frames(), rcut)
+    systems = [DeepmdSystem(path, type_map) for path in expand_systems(spec, root=script.parent)]
+    distance = neighbor_stat(systems, rcut, len(type_map)).min_dist
     if not np.isfinite(distance):
         raise ConfigError(f"no two atoms of the training data of {str(script)!r} are within rcut = {rcut} Å; "
                           "cannot choose the compression range")
-    return distance
+    return float(distance)

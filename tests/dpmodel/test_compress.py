@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dpmodel import io
-from dpmodel.compress import compress_file, compress_model_dict, min_nbor_dist
+from dpmodel.compress import compress_file, compress_model_dict
+from dpmodel.data import DeepmdSystem
 from dpmodel.descriptor import DescrptSeR
 from dpmodel.env_mat import pair_displacements
 from dpmodel.errors import ConfigError, SchemaVersionError, UnsupportedOptionError
@@ -19,6 +20,7 @@ from dpmodel.network import EmbeddingNet
 from dpmodel.serialization import trees_equal
 from dpmodel.table import TableInfo, TabulatedEmbedding
 from dpmodel.tabulate import build_table, env_range
+from dpmodel.training.neighbor_stat import neighbor_stat
 from systems import WATER, WATER_MISSING, make_model, random_system
 
 MIN_DIST = 0.9  # random systems keep atoms ~1 Å apart
@@ -317,19 +319,6 @@ def test_jax_jit_and_autodiff_of_the_table(small_model):
 
 
 # ---------------------------------------------------------------------------------- files and CLI core
-def test_min_nbor_dist_brute_force():
-    system = random_system("small", nframes=2, seed=9)
-    cell = system.box[0].reshape(3, 3)
-    best = np.inf
-    shifts = np.array(np.meshgrid(*[np.arange(-3, 4)] * 3, indexing="ij")).reshape(3, -1).T @ cell
-    for f in range(2):
-        c = system.coord[f]
-        d = np.linalg.norm(c[None, :, None] + shifts[None, None] - c[:, None, None], axis=-1)
-        d[np.arange(len(c)), np.arange(len(c)), np.argmin(np.linalg.norm(shifts, axis=1))] = np.inf
-        best = min(best, d.min())
-    assert min_nbor_dist([(system.coord, system.atype, system.box)], 4.0) == pytest.approx(best, rel=1e-12)
-
-
 def _write_npy_system(path: Path, system, type_map):
     path.mkdir(parents=True)
     np.savetxt(path / "type.raw", system.atype[0], fmt="%d")
@@ -353,7 +342,7 @@ def test_compress_file_uses_recorded_distance_or_training_script(small_model, tm
         "learning_rate": {"start_lr": 1e-3}, "loss": {},
         "training": {"training_data": {"systems": ["data/sys"]}, "numb_steps": 1}}))
     written = compress_file(source, tmp_path / "out.yaml", step=0.5, training_script=script)
-    distance = min_nbor_dist([(system.coord, system.atype, system.box)], 4.0)
+    distance = neighbor_stat([DeepmdSystem(tmp_path / "data" / "sys", model.type_map)], 4.0, 2).min_dist
     assert written["@variables"]["min_nbor_dist"] == distance
     back = io.load(tmp_path / "out.yaml")
     assert trees_equal(back["model"], compress_model_dict(model.serialize(), distance, 0.5)) == []
@@ -388,7 +377,6 @@ def test_deepmd_compressed_file_loads_and_matches():
 # ---------------------------------------------------------------------------------- water
 @pytest.mark.skipif(not WATER.is_dir(), reason=WATER_MISSING)
 def test_water_compressed_matches_uncompressed():
-    from dpmodel.data.system import DeepmdSystem
     from dpmodel.fitting import EnergyFitting
     from dpmodel.stat import compute_descriptor_stat
 
@@ -401,7 +389,7 @@ def test_water_compressed_matches_uncompressed():
     for fit_net in fitting.nets.networks:  # forces of order 1 eV/Å, like a trained water model
         fit_net.layers[-1].w = fit_net.layers[-1].w * 4000.0
     model = EnergyModel(descriptor, fitting, ["O", "H"])
-    small = compressed_copy(model, min_nbor_dist(frames, 6.0))
+    small = compressed_copy(model, neighbor_stat(systems, 6.0, 2).min_dist)
     for coord, atype, box in frames:
         ref, out = model.call(coord, atype, box), small.call(coord, atype, box)
         assert np.sqrt(np.mean(ref["force"] ** 2)) > 0.3
