@@ -51,7 +51,7 @@ import numpy as np
 from dpmodel.errors import ConfigError
 from dpmodel.registry import BackendInfo
 
-__all__ = ["BackendTrainer", "trainer_class"]
+__all__ = ["BackendTrainer", "check_trainable", "trainer_class"]
 
 Metrics = Mapping[str, Any]
 
@@ -108,13 +108,13 @@ class BackendTrainer(Protocol):
         ...
 
 
-def trainer_class(info: BackendInfo) -> type:
-    """The ``BackendTrainer`` class of a backend (module docstring for the lookup).
+def check_trainable(info: BackendInfo) -> None:
+    """Fail fast, without importing the framework, if ``info`` cannot train here.
 
     Raises
     ------
     ConfigError
-        If the backend has no training support, naming what is missing.
+        If the backend declares no train module or its framework is not installed.
     """
     if info.train is None:
         raise ConfigError(f"backend {info.name!r} cannot train (it declares no train module)")
@@ -124,6 +124,17 @@ def trainer_class(info: BackendInfo) -> type:
             f"backend {info.name!r} needs {', '.join(missing)}, which is not installed; "
             f"install it with: pip install '.[{info.name}]'"
         )
+
+
+def trainer_class(info: BackendInfo) -> type:
+    """The ``BackendTrainer`` class of a backend (module docstring for the lookup); imports the framework.
+
+    Raises
+    ------
+    ConfigError
+        If the backend has no training support, naming what is missing.
+    """
+    check_trainable(info)
     candidates = [info.train, info.train.rsplit(".", 1)[0] + ".trainer"]
     for path in candidates:
         try:

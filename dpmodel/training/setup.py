@@ -2,13 +2,13 @@
 
 1. read and normalize the input (unknown or misplaced keys name their path);
 2. resolve backend-dependent defaults and refusals (:mod:`dpmodel.config.backend`);
-3. find the backend's ``BackendTrainer``;
-4. load the training and validation systems (paths relative to the input file);
-5. pre-flight checks and neighbour statistics (:mod:`dpmodel.training.preflight`);
-6. the starting model: a checkpoint (``--restart``), weights of a checkpoint or model
-   file (``--init-model``, ``--init-frz-model``), or fresh weights and statistics
-   (:mod:`dpmodel.training.init`);
-7. the backend trainer over that model.
+3. check that the backend can train here (without importing its framework);
+4. read the starting checkpoint or model file, if any (``--restart``, ``--init-model``,
+   ``--init-frz-model``);
+5. load the training and validation systems (paths relative to the input file);
+6. pre-flight checks and neighbour statistics (:mod:`dpmodel.training.preflight`);
+7. import the backend's ``BackendTrainer``; the starting model (step 4, or fresh
+   weights and statistics from :mod:`dpmodel.training.init`) and the trainer over it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dpmodel.training.checkpoint import Checkpoint, read_checkpoint
 from dpmodel.training.init import initial_model, resolve_seeds, resolve_sel
 from dpmodel.training.loss import check_loss
 from dpmodel.training.preflight import preflight
-from dpmodel.training.protocol import trainer_class
+from dpmodel.training.protocol import check_trainable, trainer_class
 
 __all__ = ["Prepared", "TrainOptions", "prepare"]
 
@@ -104,13 +104,13 @@ def _adopt_model(config: dict, model: dict, source: str) -> dict:
 
 
 def prepare(input_path: str | Path, backend: str, options: TrainOptions) -> Prepared:
-    """Run steps 1-7 of the module docstring; nothing is written to disk."""
+    """Run the steps of the module docstring; nothing is written to disk."""
     input_path = Path(input_path)
     config = load_input(input_path)
     check_loss(config["loss"])
     info = by_name(backend)
     config = resolve_for_backend(config, info.name)
-    cls = trainer_class(info)
+    check_trainable(info)
     if not config["model"].get("type_map"):
         raise ConfigError("model/type_map is required for training: list the element of each type")
     model, ckpt, min_dist = _starting_model(options, config)
@@ -132,6 +132,7 @@ def prepare(input_path: str | Path, backend: str, options: TrainOptions) -> Prep
     else:
         stat = preflight(train, valid, descriptor["rcut"], descriptor["sel"], config["model"]["type_map"])
     config = resolve_sel(config, None if stat is None else stat.max_count)
+    cls = trainer_class(info)  # the framework is imported only once input and data are known to be good
     if model is None:
         model = initial_model(config, train, info.name)
     if stat is not None:

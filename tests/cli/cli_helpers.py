@@ -1,4 +1,7 @@
-"""Helpers of the CLI tests: run the real ``dp`` console script on a copy of the alloy example."""
+"""Helpers of the CLI tests: run the real ``dp`` console script on a copy of the alloy example.
+
+``tests/cli/conftest.py`` turns :func:`trained_runs` into the ``trained`` fixture.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +70,7 @@ def backend_params() -> list:
     return params
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
+def trained_runs(tmp_path_factory):
     """``trained(backend) -> folder`` of an 8-step ``dp -v --<backend> train`` run (cached per session)."""
     runs: dict[str, Path] = {}
 

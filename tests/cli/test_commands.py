@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, dp, make_case, training_skip_reason
+from cli_helpers import EXAMPLE, dp, make_case, training_skip_reason
 
 from dpmodel import io
 from dpmodel.training.init import build_model

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import dp, make_case, training_skip_reason
+from cli_helpers import dp, make_case, training_skip_reason
 
 
 def _break(case, kind: str) -> str:

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import backend_params, dp, make_case, training_skip_reason
+from cli_helpers import backend_params, dp, make_case, training_skip_reason
 
 from dpmodel.registry import by_name
 from dpmodel.training.checkpoint import read_checkpoint
