@@ -8,6 +8,7 @@ documentation fails here.
 
 from __future__ import annotations
 
+import fcntl
 import html
 import os
 import re
@@ -28,20 +29,30 @@ import dpdocs  # noqa: E402
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The HTML site: built here, or the one CI just built with the same command.
+    """The HTML site: built once per test session, or the one CI just built the same way.
 
     ``DPMODEL_DOCS_HTML`` names the output folder of a ``sphinx-build -W --keep-going -b
     html docs <folder>`` run that succeeded (``.ci/run`` builds once and checks it here).
+    Otherwise the first pytest-xdist worker to get here builds into a folder shared by
+    all workers, under a lock, and records the outcome for the others.
     """
     prebuilt = os.environ.get("DPMODEL_DOCS_HTML")
     if prebuilt:
         assert (Path(prebuilt) / "index.html").is_file(), f"DPMODEL_DOCS_HTML={prebuilt} holds no built site"
         return Path(prebuilt)
-    out = tmp_path_factory.mktemp("docs_html")
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q", "-d", str(out / ".doctrees"),
-           str(DOCS), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1800)
-    assert proc.returncode == 0, f"sphinx-build failed ({proc.returncode}):\n{proc.stderr[-20000:]}"
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, the same for every worker
+    out, log = shared / "docs_html", shared / "docs_html.log"
+    with open(shared / "docs_html.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not log.exists():
+            cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
+                   "-d", str(shared / "docs_doctrees"), str(DOCS), str(out)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1800)
+            log.write_text(f"{proc.returncode}\n{proc.stderr}")
+    returncode, _, stderr = log.read_text().partition("\n")
+    assert returncode == "0", f"sphinx-build -W failed ({returncode}):\n{stderr[-20000:]}"
     return out
 
 
