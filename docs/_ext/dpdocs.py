@@ -4,6 +4,8 @@ Everything that code already knows is generated, never copied by hand:
 
 - ``support.md``: the backend support table, from :func:`dpmodel.capabilities.support_table`
   (the table whose rows raise the refusals) and the backend registry (suffixes, extras);
+- ``extras.md``: the install extras and pins, from ``pyproject.toml``;
+- ``native_files.md``: each registered backend's file formats, from its ``io`` docstring;
 - ``input.rst``: the ``input.json`` reference, from :func:`dpmodel.config.schema_docs`
   (the dargs schema that validates input files);
 - ``cli.md``: the command-line reference, walked from the ``argparse`` parser of
