@@ -11,7 +11,7 @@ Everything that code already knows is generated, never copied by hand:
 - ``cli.md``: the command-line reference, walked from the ``argparse`` parser of
   :mod:`dpmodel.cli`;
 - ``api/*.rst``: one autodoc page per public module of ``dpmodel`` and ``backends``;
-- ``benchmarks.md``: includes ``docs/benchmarks/results.md`` written by ``benchmarks/``,
+- ``benchmarks.md``: a copy of ``docs/benchmarks/results.md`` written by ``benchmarks/``,
   or a clearly labelled placeholder when no results were produced yet.
 
 Files go to ``docs/_generated/`` (not version controlled) and are rewritten only when
