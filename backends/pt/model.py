@@ -69,14 +69,14 @@ def evaluate(model: Any, coord: torch.Tensor, atype: torch.Tensor, box: torch.Te
              do_atomic_virial: bool = False, create_graph: bool = False) -> dict[str, torch.Tensor]:
     """Outputs of dpmodel ``EnergyModel.call`` for whole frames, forces by autograd.
 
+    The neighbour list is built on the host by :func:`dpmodel.neighbor.neighbor_data`
+    (integer bookkeeping, O(N) cell list for large systems), then moved to ``coord.device``.
+
     Parameters
     ----------
     coord : shape (nf, nloc, 3) or (nf, nloc*3); Å
     atype : shape (nf, nloc), int; -1 marks a virtual atom
     box : shape (nf, 9) or None; Å
-
-    The neighbour list is built on the host by :func:`dpmodel.neighbor.neighbor_data`
-    (integer bookkeeping, O(N) cell list for large systems), then moved to ``coord.device``.
     """
     nf, nloc = atype.shape
     device = coord.device

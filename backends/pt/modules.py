@@ -1,9 +1,9 @@
-"""dpmodel's classes as ``torch.nn.Module``s: the math is dpmodel's, run on torch tensors.
+"""dpmodel's classes as ``torch.nn.Module`` objects: the math is dpmodel's, run on torch tensors.
 
 Each wrapper is a dpmodel class plus :class:`TorchModule`. Arrays that dpmodel code
-assigns become ``nn.Parameter``s (layer ``w``, ``b``, ``idt``; ``requires_grad`` follows
+assigns become ``nn.Parameter`` objects (layer ``w``, ``b``, ``idt``; ``requires_grad`` follows
 the layer's ``trainable``) or buffers (``davg``, ``dstd``, ``bias_atom_e``, ``out_bias``,
-...); dpmodel sub-objects become their wrappers, lists of them ``nn.ModuleList``s.
+...); dpmodel sub-objects become their wrappers, lists of them ``nn.ModuleList`` objects.
 ``serialize()`` goes back through a NumPy dpmodel copy, so it is bit-exact.
 """
 

@@ -1,14 +1,14 @@
 """Batch-size rules of ``training_data.batch_size`` (SPEC 8.6).
 
-=============  ============================================================
-rule           frames per batch for a system of ``nat`` atoms
-=============  ============================================================
-``int``        that many, for every system
-``"auto"``     same as ``"auto:32"``
-``"auto:N"``   smallest ``bs`` with ``bs * nat >= N`` (``ceil(N / nat)``)
-``"max:N"``    largest ``bs`` with ``bs * nat <= N``, at least 1
-``"filter:N"`` as ``"max:N"``; systems with more than ``N`` atoms are dropped
-=============  ============================================================
+==============  ============================================================
+rule            frames per batch for a system of ``nat`` atoms
+==============  ============================================================
+``int``         that many, for every system
+``"auto"``      same as ``"auto:32"``
+``"auto:N"``    smallest ``bs`` with ``bs * nat >= N`` (``ceil(N / nat)``)
+``"max:N"``     largest ``bs`` with ``bs * nat <= N``, at least 1
+``"filter:N"``  as ``"max:N"``; systems with more than ``N`` atoms are dropped
+==============  ============================================================
 
 ``"mixed:N"`` (mixed-type batches) is refused: ``se_e2_r`` is not a mixed-type
 descriptor.
