@@ -25,7 +25,6 @@ from dpmodel.descriptor import DescrptSeR
 from dpmodel.errors import ConfigError
 from dpmodel.fitting import EnergyFitting
 from dpmodel.model import EnergyModel
-from dpmodel.network import child_seed
 from dpmodel.stat import compute_descriptor_stat, energy_bias
 from dpmodel.training.neighbor_stat import auto_sel
 
@@ -53,16 +52,17 @@ def resolve_seeds(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``config`` with ``training/seed`` and the network seeds all set.
 
     A ``null`` ``training/seed`` is drawn at random (and then recorded in out.json);
-    ``null`` descriptor / fitting seeds become ``[0, seed]`` / ``[1, seed]``.
+    ``null`` descriptor / fitting seeds become ``seed`` / ``seed + 1`` (plain integers,
+    so out.json stays a valid input).
     """
     config = copy.deepcopy(config)
     training = config["training"]
     if training.get("seed") is None:
         training["seed"] = int(np.random.SeedSequence().entropy % 2**31)
         log.info("training/seed not set; drew %d", training["seed"])
-    for index, section in enumerate((config["model"]["descriptor"], config["model"]["fitting_net"])):
+    for offset, section in enumerate((config["model"]["descriptor"], config["model"]["fitting_net"])):
         if section.get("seed") is None:
-            section["seed"] = child_seed(training["seed"], index)
+            section["seed"] = int(training["seed"]) + offset
     return config
 
 

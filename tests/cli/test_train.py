@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from cli_helpers import backend_params, dp, make_case, training_skip_reason
 
+from dpmodel.config import normalize
 from dpmodel.registry import by_name
 from dpmodel.training.checkpoint import read_checkpoint
 
@@ -24,6 +25,7 @@ def test_train_writes_lcurve_checkpoints_and_out_json(trained, backend) -> None:
     assert table["step"].tolist() == list(range(1, 9))
     assert np.all(np.isfinite(table["rmse_trn"])) and np.all(table["lr"] > 0)
     out = json.loads((folder / "out.json").read_text())
+    assert normalize(out) == out  # out.json is a complete, valid input
     assert out["model"]["descriptor"]["sel"] == [41, 16] and out["training"]["seed"] == 10
     assert out["model"]["descriptor"]["type_one_side"] is True
     assert (folder / "checkpoint").read_text().strip() == "model.ckpt-8.dp"

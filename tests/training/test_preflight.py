@@ -61,10 +61,11 @@ def test_initial_model_is_deterministic_with_least_squares_bias(small_config) ->
     stat = preflight(train, valid, 5.0, "auto", ["Cu", "Au"])
     config = copy.deepcopy(small_config)
     config["model"]["descriptor"]["sel"] = "auto"
-    config["model"]["descriptor"]["seed"] = None
+    config["model"]["descriptor"]["seed"] = config["model"]["fitting_net"]["seed"] = None
     config = resolve_seeds(resolve_sel(config, stat.max_count))
     assert config["model"]["descriptor"]["sel"] == [40, 16]
-    assert config["model"]["descriptor"]["seed"] == [0, config["training"]["seed"]]
+    assert config["model"]["descriptor"]["seed"] == config["training"]["seed"]
+    assert config["model"]["fitting_net"]["seed"] == config["training"]["seed"] + 1
     first, second = initial_model(config, train), initial_model(config, train)
     from dpmodel.serialization import trees_equal
 
