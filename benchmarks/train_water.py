@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CXX_OP_STUB, DEEPMD_PYTHON, REPO, WATER
+from common import CXX_OP_STUB, DEEPMD_PYTHON, WATER
 
 #: DeePMD-kit's ``dp`` main under its interpreter, with the C++-op loader stubbed as in common.py
 DEEPMD_MAIN = CXX_OP_STUB + "from deepmd.main import main\nsys.argv[0] = 'dp'\nsys.exit(main())\n"
@@ -51,11 +51,12 @@ INPUT = {
 }
 
 
-def write_input(folder: Path, steps: int) -> Path:
-    """The example input with absolute water paths and ``steps`` steps, in ``folder``."""
+def write_input(folder: Path, steps: int, water: Path) -> Path:
+    """The example input with absolute paths to the ``water`` systems and ``steps`` steps, in ``folder``."""
     config = json.loads(json.dumps(INPUT))
-    config["training"]["training_data"]["systems"] = [str(WATER / f"data_{i}") for i in range(3)]
-    config["training"]["validation_data"]["systems"] = [str(WATER / "data_3")]
+    water = water.resolve()
+    config["training"]["training_data"]["systems"] = [str(water / f"data_{i}") for i in range(3)]
+    config["training"]["validation_data"]["systems"] = [str(water / "data_3")]
     config["training"]["numb_steps"] = steps
     config["training"]["save_freq"] = min(1000, steps)
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,10 +83,10 @@ def last_val_force(folder: Path) -> float:
     return float(np.atleast_1d(table["rmse_f_val"])[-1])
 
 
-def test_force_rmse(model: Path, folder: Path) -> float:
+def test_force_rmse(model: Path, folder: Path, water: Path) -> float:
     """Force RMSE of ``model`` on every frame of data_3, by this project's ``dp test``."""
     out = subprocess.run([sys.executable, "-m", "dpmodel.cli", "-q", "test", "-m", str(model), "-s",
-                          str(WATER / "data_3")], cwd=folder, capture_output=True, text=True, check=True).stdout
+                          str(water.resolve() / "data_3")], cwd=folder, capture_output=True, text=True, check=True).stdout
     return float(re.search(r"^\s*force\s+(\S+)", out, re.M).group(1))
 
 
@@ -96,25 +97,25 @@ def seconds_per_step(folder: Path, log: str, wall: float, steps: int) -> float:
     return float(found.group(1)) if found else wall / steps
 
 
-def ours(root: Path, backend: str, steps: int) -> dict:
+def ours(root: Path, backend: str, steps: int, water: Path) -> dict:
     folder = root / f"dpmodel-{backend}"
-    write_input(folder, steps)
+    write_input(folder, steps, water)
     dp = [sys.executable, "-m", "dpmodel.cli"]
     wall = run([*dp, f"--{backend}", "train", "input.json"], folder, "train.log")
     run([*dp, "freeze", "-o", "model.dp"], folder, "freeze.log")
     return {"run": f"dpmodel --{backend}", "wall_s": wall, "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
-            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder)}
+            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water)}
 
 
-def deepmd(root: Path, steps: int) -> dict:
+def deepmd(root: Path, steps: int, water: Path) -> dict:
     folder = root / "deepmd-kit-pt"
-    write_input(folder, steps)
+    write_input(folder, steps, water)
     env_dp = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
     wall = run([*env_dp, "--pt", "train", "input.json"], folder, "train.log")
     run([*env_dp, "convert-backend", "model.ckpt.pt", "model.dp"], folder, "convert.log")
     return {"run": "DeePMD-kit 3.2.0 --pt", "wall_s": wall,
             "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
-            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder)}
+            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water)}
 
 
 def main() -> None:
@@ -122,13 +123,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--backend", default="pt", choices=["pt", "jax", "tf"])
     parser.add_argument("--deepmd", action="store_true", help=f"also train with DeePMD-kit ({DEEPMD_PYTHON})")
+    parser.add_argument("--data", type=Path, default=WATER, help="the water data (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-water")
     args = parser.parse_args()
-    if not WATER.is_dir():
-        sys.exit(f"needs the water data at {WATER} (../shared/data/water beside the checkout)")
-    rows = [ours(args.workdir, args.backend, args.steps)]
+    if not args.data.is_dir():
+        sys.exit(f"needs the water data at {args.data} (../shared/data/water beside the checkout, or --data)")
+    rows = [ours(args.workdir, args.backend, args.steps, args.data)]
     if args.deepmd:
-        rows.append(deepmd(args.workdir, args.steps))
+        rows.append(deepmd(args.workdir, args.steps, args.data))
     print(f"se_e2_r water, {args.steps} steps; force RMSE in eV/Å (test: all 80 frames of data_3)")
     print(f"{'run':<24}{'rmse_f_val (lcurve)':>20}{'test rmse_f':>14}{'s/step':>10}{'wall s':>10}")
     for row in rows:
