@@ -85,7 +85,7 @@ class TFArray:
         return out if dtype is None else out.astype(dtype)
 
     def __bool__(self) -> bool:
-        return builtins_bool(self.t.numpy())
+        return builtins.bool(self.t.numpy())
 
     def __int__(self) -> int:
         return int(self.t.numpy())
@@ -126,10 +126,6 @@ class TFArray:
         if self.t.dtype == tf.bool:
             return TFArray(tf.logical_not(self.t))
         return TFArray(tf.bitwise.invert(self.t))
-
-
-def builtins_bool(value: Any) -> bool:
-    return builtins.bool(value)
 
 
 def _binary(op):
@@ -216,10 +212,10 @@ def _tensor(obj: Any, dtype: Any = None) -> tf.Tensor:
 def _promote(a: tf.Tensor, other: Any) -> tuple[tf.Tensor, tf.Tensor]:
     """``a`` and ``other`` as tensors of one dtype (Python scalars take ``a``'s dtype)."""
     other = unwrap(other)
-    if isinstance(other, (int, float, np.generic, builtins_bool_type)) and not tf.is_tensor(other):
+    if isinstance(other, (int, float, np.generic, builtins.bool)) and not tf.is_tensor(other):
         if isinstance(other, (float, np.floating)) and not a.dtype.is_floating:
             a = tf.cast(a, tf.float64)
-        elif a.dtype == tf.bool and not isinstance(other, builtins_bool_type):
+        elif a.dtype == tf.bool and not isinstance(other, builtins.bool):
             return a, tf.constant(other)
         return a, tf.constant(other, dtype=a.dtype)
     b = _tensor(other)
@@ -229,12 +225,9 @@ def _promote(a: tf.Tensor, other: Any) -> tuple[tf.Tensor, tf.Tensor]:
     return a, b
 
 
-builtins_bool_type = type(True)
-
-
 def _shape(shape: Any) -> Any:
     """A shape for TF ops: a list of ints, or an int64 tensor when a dim is dynamic."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, builtins_bool_type):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, builtins.bool):
         shape = (shape,)
     if isinstance(shape, TFArray):
         return tf.cast(shape.t, tf.int64)
@@ -266,7 +259,7 @@ def ones(shape: Any, dtype: Any = None, device: Any = None) -> TFArray:
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, device: Any = None) -> TFArray:
     if dtype is None:
-        dtype = tf.bool if isinstance(fill_value, builtins_bool_type) else (
+        dtype = tf.bool if isinstance(fill_value, builtins.bool) else (
             tf.int64 if isinstance(fill_value, (int, np.integer)) else tf.float64)
     return _out(tf.fill(_shape(shape), tf.constant(fill_value, dtype=dtype)))
 

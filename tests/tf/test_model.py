@@ -49,6 +49,18 @@ def test_matches_dpmodel(compiled, kind, geometry):
     assert_close(out["mask"], reference["mask"], 0, "mask")
 
 
+def test_virtual_atoms_match_dpmodel(compiled):
+    data, model = compiled("one_side")
+    sys_ = system("triclinic", natoms=10, seed=13)
+    atype = sys_.atype.copy()
+    atype[0, [2, 5]] = -1
+    reference = DPModel.deserialize(data).call(sys_.coord, atype, sys_.box, do_atomic_virial=True)
+    out = model.call(sys_.coord, atype, sys_.box, do_atomic_virial=True)
+    for name in OUTPUTS:
+        assert_close(out[name], reference[name], 1e-10, name)
+    assert np.all(out["atom_energy"][0, [2, 5]] == 0.0)
+
+
 def test_descriptor_matches_dpmodel(compiled):
     data, model = compiled("one_side")
     sys_ = system("small", seed=4)
