@@ -32,7 +32,6 @@ import numpy as np
 from backends.jax.modules import EnergyModel, Params, bind, get_params, x64
 from dpmodel.env_mat import pair_displacements
 from dpmodel.forces import forces_and_virials
-from dpmodel.io import map_variables
 from dpmodel.neighbor import build_neighbor_list, extend_coord_with_ghosts, neighbor_data, shift_grid
 from dpmodel.region import face_distances, wrap_coord
 
@@ -155,14 +154,26 @@ class Structure:
     def __init__(self, model: EnergyModel) -> None:
         params = get_params(model)
         self.template = bind(model, jax.tree.map(lambda _: None, params))
-        skeleton = map_variables(model.serialize(), lambda a: [list(np.shape(a)), str(np.asarray(a).dtype)])
-        self.key = (type(model).__qualname__, json.dumps(skeleton, sort_keys=True, default=str))
+        self.key = (type(model).__qualname__, json.dumps(_skeleton(model.serialize()), sort_keys=True, default=str))
 
     def __hash__(self) -> int:
         return hash(self.key)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Structure) and self.key == other.key
+
+
+def _skeleton(tree: Any, key: str | None = None) -> Any:
+    """``tree`` with arrays replaced by ``[shape, dtype]``, except the table bounds (``compress_info``),
+    which the tabulated embedding uses as Python numbers and so belong to the structure."""
+    if isinstance(tree, dict):
+        return {k: _skeleton(v, k) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_skeleton(v, key) for v in tree]
+    if isinstance(tree, (np.ndarray, np.generic)):
+        array = np.asarray(tree)
+        return array.tolist() if key == "compress_info" else [list(array.shape), str(array.dtype)]
+    return tree
 
 
 @partial(jax.jit, static_argnames=("structure", "atomic"))

@@ -31,7 +31,7 @@ from dpmodel.network import NetworkCollection
 from dpmodel.table import TabulatedEmbedding
 from dpmodel.xp import register_segment_sum
 
-__all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "bind", "get_params", "split_trainable",
+__all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "bind", "get_params", "model_from_dict", "split_trainable",
            "merge_trainable", "x64"]
 
 Params = dict
@@ -116,6 +116,13 @@ class EnergyModel(dp_model.EnergyModel):
                    do_atomic_virial: bool = False) -> dict:
         """dpmodel's :meth:`~dpmodel.model.EnergyModel.call_lower`, forces by autodiff under ``jax.jit``."""
         return self.runner().lower(coord_ext, atype_ext, nlist, mapping, fparam, aparam, do_atomic_virial)
+
+
+def model_from_dict(data: dict) -> EnergyModel:
+    """A JAX :class:`EnergyModel` from a serialized model dict (checks as :mod:`dpmodel.model_factory`)."""
+    from dpmodel.model_factory import model_from_dict as build
+
+    return build(data, EnergyModel)
 
 
 # ---------------------------------------------------------------------- parameter pytree

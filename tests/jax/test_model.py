@@ -101,3 +101,24 @@ def test_energy_fn_is_nan_when_the_images_do_not_reach_rcut():
         assert np.isnan(float(energy_fn(wrapped, system.atype[0], images=1)(system.coord[0], box)))
         complete = energy_fn(wrapped, system.atype[0], images=2)(system.coord[0], box)
     assert_close(complete, expected["energy"][0, 0], 1e-10, "energy")
+
+
+def test_compressed_models_use_their_own_tables():
+    """Tables are arguments and their bounds part of the compiled structure: two compressed models
+    whose tables have equal shapes but shifted knots give each their own dpmodel result."""
+    from dpmodel.compress import compress_model_dict
+    from dpmodel.model_factory import model_from_dict
+
+    model, system, *_ = build("resnet_dt", "triclinic")
+    plain = compress_model_dict(model.serialize(), 0.9, step=0.05)
+    shifted = compress_model_dict(model.serialize(), 0.9, step=0.05)
+    stride = float(plain["descriptor"]["compress"]["@variables"]["compress_info"][0][3])
+    for info in shifted["descriptor"]["compress"]["@variables"]["compress_info"]:
+        info[:3] += 0.5 * stride  # same number of rows, different knots
+    results = []
+    for data in (plain, shifted):
+        expected = model_from_dict(data).call(system.coord, system.atype, system.box, do_atomic_virial=True)
+        out = modules.model_from_dict(data).call(system.coord, system.atype, system.box, do_atomic_virial=True)
+        compare_outputs(out, expected, 1e-10)
+        results.append(expected["energy"])
+    assert np.abs(results[0] - results[1]).max() > 1e-8  # the shift matters
