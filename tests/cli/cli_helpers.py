@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -70,16 +72,35 @@ def backend_params() -> list:
     return params
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (serialises pytest-xdist workers)."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def trained_runs(tmp_path_factory):
-    """``trained(backend) -> folder`` of an 8-step ``dp -v --<backend> train`` run (cached per session)."""
-    runs: dict[str, Path] = {}
+    """``get(backend) -> folder`` of an 8-step ``dp -v --<backend> train`` run, made once per test session.
+
+    Under pytest-xdist the folders live in the base directory shared by all workers, and
+    a lock makes the first worker that needs a backend's run make it for all of them.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
 
     def get(backend: str) -> Path:
-        if backend not in runs:
-            folder = tmp_path_factory.mktemp(f"train-{backend}")
-            make_case(folder)
-            dp(["-v", "--log-path", "train.log", f"--{backend}", "train", "input.json"], folder, check=True)
-            runs[backend] = folder
-        return runs[backend]
+        folder = root / f"dp-train-{backend}"
+        with _locked(root / f"dp-train-{backend}.lock"):
+            if not (folder / "done").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                make_case(folder)
+                dp(["-v", "--log-path", "train.log", f"--{backend}", "train", "input.json"], folder, check=True)
+                (folder / "done").touch()
+        return folder
 
     return get
