@@ -24,10 +24,14 @@ group ``/jax`` adds what is JAX-specific:
 
   Evaluating a ``.hlo`` file deserializes these programs (``jax.export.deserialize``)
   and builds the neighbour list with dpmodel's NumPy code; no model class is built.
+  The programs of a compressed model evaluate its tables but do not count table
+  overflows (``check_frequency``): a serialized program holds no host callback.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ from backends.jax.modules import EnergyModel, get_params, x64
 from dpmodel.errors import ModelFileError
 from dpmodel.io import atomic_write, envelope, map_variables
 from dpmodel.model_factory import model_from_dict
+from dpmodel.table import TabulatedEmbedding
 
 __all__ = ["Evaluator", "export_model", "load", "save"]
 
@@ -74,6 +79,7 @@ def export_model(model: EnergyModel) -> tuple[dict[str, bytes], dict]:
     ``({"stablehlo_lower": bytes, "stablehlo_descriptor": bytes}, signatures)``
     """
     dim_fparam, dim_aparam = _dims(model)
+    model = _without_overflow_checks(model)
     params = get_params(model)
     nnei = model.descriptor.nnei
     with x64():
@@ -104,6 +110,19 @@ def export_model(model: EnergyModel) -> tuple[dict[str, bytes], dict]:
                                                                      "atom_virial", "mask"]},
                   "stablehlo_descriptor": {"inputs": inputs[:3], "outputs": ["descriptor"]}}
     return programs, signatures
+
+
+def _without_overflow_checks(model: EnergyModel) -> EnergyModel:
+    """A copy whose tables do not count overflows: a serialized program holds no host callback."""
+    tables = getattr(model.descriptor, "tables", None)
+    if not tables or all(t is None or t.info.check_frequency <= 0 for t in tables):
+        return model
+    unchecked = [None if t is None else TabulatedEmbedding(t.data, dataclasses.replace(t.info, check_frequency=-1))
+                 for t in tables]
+    model = copy.copy(model)
+    model.descriptor = copy.copy(model.descriptor)
+    model.descriptor.tables = unchecked
+    return model
 
 
 def _export(fn, *specs) -> bytes:

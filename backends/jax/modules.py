@@ -28,7 +28,7 @@ from dpmodel import descriptor as dp_descriptor
 from dpmodel import fitting as dp_fitting
 from dpmodel import model as dp_model
 from dpmodel.network import NetworkCollection
-from dpmodel.table import TabulatedEmbedding
+from dpmodel.table import TabulatedEmbedding, register_overflow_reporter
 from dpmodel.xp import register_segment_sum
 
 __all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "bind", "get_params", "model_from_dict", "split_trainable",
@@ -49,13 +49,24 @@ def _segment_sum(values: Any, segment: Any, nseg: int) -> Any:
     return jax.ops.segment_sum(values, segment, num_segments=nseg)
 
 
+def _report_overflow(count: Any, record: Any) -> None:
+    """Deliver a table-overflow count from compiled code to the host (``jax.debug.callback``)."""
+    jax.debug.callback(record, count)
+
+
 _REGISTERED: list[bool] = []
 
 
 def register_native_ops() -> None:
-    """Give :func:`dpmodel.xp.segment_sum` ``jax.ops.segment_sum`` for ``jax.numpy`` (once)."""
+    """Register, once, what dpmodel lets a backend inject for ``jax.numpy`` arrays.
+
+    ``jax.ops.segment_sum`` for :func:`dpmodel.xp.segment_sum`, and a ``jax.debug.callback``
+    that brings the overflow counts of compressed tables (``check_frequency > 0``) out of
+    jit-compiled code (:func:`dpmodel.table.register_overflow_reporter`).
+    """
     if not _REGISTERED:
         register_segment_sum(array_api_compat.is_jax_namespace, _segment_sum)
+        register_overflow_reporter(array_api_compat.is_jax_namespace, _report_overflow)
         _REGISTERED.append(True)
 
 

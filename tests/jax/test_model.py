@@ -122,3 +122,21 @@ def test_compressed_models_use_their_own_tables():
         compare_outputs(out, expected, 1e-10)
         results.append(expected["energy"])
     assert np.abs(results[0] - results[1]).max() > 1e-8  # the shift matters
+
+
+def test_table_overflow_is_reported_from_compiled_code(caplog, tmp_path):
+    """``check_frequency`` counts reach the host through jax.debug.callback; .hlo programs carry no callback."""
+    from backends.jax import io as jax_io
+    from dpmodel.compress import compress_model_dict
+    from dpmodel.model_factory import model_from_dict
+
+    model, system, *_ = build("base", "triclinic")
+    data = compress_model_dict(model.serialize(), 2.0, step=0.05, extrapolate=1.5, frequency=1)  # too-short tables
+    with caplog.at_level("WARNING", logger="dpmodel.table"):
+        out = modules.model_from_dict(data).call(system.coord, system.atype, system.box)
+    assert any("outside the compressed table range" in r.getMessage() for r in caplog.records)
+    expected = model_from_dict(data).call(system.coord, system.atype, system.box)
+    assert_close(out["force"], expected["force"], 1e-10, "force")
+    jax_io.save(tmp_path / "model.hlo", {"model": data})
+    hlo = jax_io.Evaluator(tmp_path / "model.hlo").evaluate(system.coord, system.box, system.atype)
+    assert_close(hlo["force"], expected["force"], 1e-10, "force")
