@@ -93,6 +93,23 @@ def check_supported(option: str, value: Any, backend: str) -> None:
     )
 
 
+def model_options(model: dict) -> dict[str, Any]:
+    """The restricted options of a serialized model dict (``model`` of an envelope), by key path."""
+    descriptor = model.get("descriptor", {})
+    return {
+        "model/descriptor/type_one_side": descriptor.get("type_one_side", True),
+        "model/descriptor/env_protection": descriptor.get("env_protection", 0.0),
+        "model/descriptor/spin": descriptor.get("spin"),
+        "model/type_embedding": model.get("type_embedding"),
+    }
+
+
+def backends_for_model(model: dict) -> list[str]:
+    """Backends (in :data:`BACKENDS` order) that can evaluate the serialized ``model``."""
+    options = model_options(model)
+    return [b for b in BACKENDS if all(is_supported(o, v, b) for o, v in options.items())]
+
+
 def _brief(value: Any) -> str:
     """``repr`` of a value, a serialized section shown by its ``@class`` only (no arrays)."""
     if isinstance(value, dict):

@@ -42,9 +42,21 @@ def _remove(path: Path) -> None:
 
 
 def _evaluator(path: Path):
-    from dpmodel.registry import for_suffix
+    """The evaluator of ``path``; a neutral file (``.dp``, ``.yaml``) of a model that dpmodel
+    cannot run (a TensorFlow-only option) is evaluated by a backend that can."""
+    from dpmodel.capabilities import backends_for_model
+    from dpmodel.registry import backends, for_suffix, load_model_file
 
-    return for_suffix(path).module("io").Evaluator(path)
+    info = for_suffix(path)
+    if info.name == "dpmodel":
+        data = load_model_file(path)
+        able = backends_for_model(data["model"])
+        if "dpmodel" not in able:
+            for name in able:
+                other = backends().get(name)
+                if other is not None and other.available():
+                    return other.module("io").Evaluator(data=data)
+    return info.module("io").Evaluator(path)
 
 
 def _install(tmp: Path, output: Path) -> None:
