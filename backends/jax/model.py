@@ -6,12 +6,14 @@ displacements ``diff``; ``jax.value_and_grad`` with respect to ``diff`` feeds
 :func:`dpmodel.forces.forces_and_virials`.
 
 Static shapes: the neighbour list is built on the host with NumPy
-(:func:`dpmodel.neighbor.neighbor_data`) and the extended atoms are padded to a
-bucketed ``nall`` (:func:`padded_size`, at most 4 buckets per doubling) with inert
-ghosts (type -1, never in the list). The compiled function therefore depends only on
-``(nf, nloc, bucket(nall), nnei)``: the frames of one system, even with a changing
-cell, reuse one compilation. :data:`TRACES` counts Python traces (= compilations) of
-each jitted function.
+(:func:`dpmodel.neighbor.neighbor_data`), outside the compiled function, whose shapes
+are ``(nf, nloc, nall, nnei)``. For one system ``nloc`` and ``nnei = sum(sel)`` are fixed
+and ``nall = ns * nloc`` changes only when a face distance of the cell crosses
+``rcut / k`` (a new image shell); ghosts given from outside (``call_lower``, e.g. an
+MD code's ghosts within ``rcut``) vary every frame, so ``nall`` is padded to a bucket
+(:func:`padded_size`, at most 4 buckets per doubling) with inert ghosts (type -1, in no
+list). The frames of one system therefore reuse one compilation. :data:`TRACES` counts
+Python traces (= compilations) of each jitted function.
 
 :func:`energy_fn` is the jax-md style ``(positions, box) -> energy`` with a neighbour
 list built inside the trace from a fixed set of periodic images.
@@ -35,7 +37,8 @@ from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import build_neighbor_list, extend_coord_with_ghosts, neighbor_data, shift_grid
 from dpmodel.region import face_distances, wrap_coord
 
-__all__ = ["TRACES", "Runner", "Structure", "descriptor_outputs", "energy_fn", "lower_outputs", "neighbor_inputs", "padded_size"]
+__all__ = ["TRACES", "Runner", "Structure", "descriptor_outputs", "energy_fn", "lower_outputs", "neighbor_inputs",
+           "pad_extended", "padded_size"]
 
 TRACES: collections.Counter = collections.Counter()
 """Number of times each jitted function of this module was traced (one trace = one compilation)."""
@@ -112,14 +115,31 @@ def neighbor_inputs(coord: np.ndarray, atype: np.ndarray, box: np.ndarray | None
     atype = np.asarray(atype, dtype=np.int64)
     box = None if box is None else np.asarray(box, dtype=np.float64).reshape(nf, 9)
     coord_ext, atype_ext, mapping, nlist = neighbor_data(coord, atype, box, rcut, sel)
-    nall = coord_ext.shape[1]
+    coord_ext, atype_ext, mapping = pad_extended(coord_ext, atype_ext, mapping)
+    return {"coord_ext": coord_ext, "atype_ext": atype_ext, "nlist": np.ascontiguousarray(nlist, np.int64),
+            "mapping": mapping}
+
+
+def pad_extended(coord_ext: np.ndarray, atype_ext: np.ndarray,
+                 mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extended atoms padded to ``padded_size(nall)`` with inert ghosts (type -1, at 0, mapped to 0).
+
+    A padding atom is in no neighbour list, so it changes no output; it only keeps
+    ``nall`` on a few buckets when the ghost count varies from frame to frame.
+
+    Returns
+    -------
+    coord_ext (nf, nall', 3) float64, atype_ext (nf, nall') int64, mapping (nf, nall') int64
+    """
+    nf, nall = np.shape(atype_ext)
+    coord_ext = np.asarray(coord_ext, dtype=np.float64).reshape(nf, nall, 3)
+    atype_ext, mapping = np.asarray(atype_ext, dtype=np.int64), np.asarray(mapping, dtype=np.int64)
     pad = padded_size(nall) - nall
     if pad:
         coord_ext = np.concatenate([coord_ext, np.zeros((nf, pad, 3))], axis=1)
-        atype_ext = np.concatenate([atype_ext, np.full((nf, pad), -1, dtype=atype_ext.dtype)], axis=1)
-        mapping = np.concatenate([mapping, np.zeros((nf, pad), dtype=mapping.dtype)], axis=1)
-    return {"coord_ext": np.ascontiguousarray(coord_ext), "atype_ext": np.ascontiguousarray(atype_ext, np.int64),
-            "nlist": np.ascontiguousarray(nlist, np.int64), "mapping": np.ascontiguousarray(mapping, np.int64)}
+        atype_ext = np.concatenate([atype_ext, np.full((nf, pad), -1, dtype=np.int64)], axis=1)
+        mapping = np.concatenate([mapping, np.zeros((nf, pad), dtype=np.int64)], axis=1)
+    return np.ascontiguousarray(coord_ext), np.ascontiguousarray(atype_ext), np.ascontiguousarray(mapping)
 
 
 def frame_params(nf: int, nloc: int, fparam: Any, aparam: Any, dim_fparam: int, dim_aparam: int,
@@ -204,7 +224,13 @@ class Runner:
         self.dims = (fitting.numb_fparam, fitting.numb_aparam if not fitting.use_aparam_as_mask else 0)
 
     def lower(self, coord_ext, atype_ext, nlist, mapping, fparam=None, aparam=None, atomic: bool = False) -> dict:
-        """:func:`lower_outputs` compiled; inputs of any kind, outputs as jax arrays."""
+        """:func:`lower_outputs` compiled, outputs as jax arrays.
+
+        NumPy inputs (e.g. ghosts built by an MD code, whose count varies) are padded by
+        :func:`pad_extended` first; JAX arrays are used as given (no host round trip).
+        """
+        if all(isinstance(a, np.ndarray) for a in (coord_ext, atype_ext, mapping)):
+            coord_ext, atype_ext, mapping = pad_extended(coord_ext, atype_ext, mapping)
         with x64():
             args = [jnp.asarray(a) for a in (coord_ext, atype_ext, nlist, mapping)]
             args[0] = args[0].astype(jnp.float64)

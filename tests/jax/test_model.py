@@ -64,6 +64,35 @@ def test_one_compilation_for_a_100_frame_trajectory():
     assert len({padded_size(n) for n in nall_seen}) == 1
 
 
+def _ghosts_within_rcut(coord, atype, box, rcut, sel):
+    """Extended atoms keeping only the ghosts within ``rcut`` of a local atom (an MD code's halo)."""
+    coord_ext, atype_ext, mapping, nlist = neighbor_data(coord, atype, box, rcut, sel)
+    nloc = atype.shape[1]
+    dist = np.linalg.norm(coord_ext[0][:, None, :] - coord_ext[0][None, :nloc, :], axis=-1).min(axis=1)
+    keep = np.flatnonzero((np.arange(dist.size) < nloc) | (dist <= rcut))
+    new_index = np.full(dist.size, -1)
+    new_index[keep] = np.arange(keep.size)
+    nlist = np.where(nlist >= 0, new_index[np.maximum(nlist, 0)], -1)
+    return coord_ext[:, keep], atype_ext[:, keep], nlist, mapping[:, keep]
+
+
+def test_varying_ghost_counts_compile_once_per_bucket():
+    model, system, *_ = build("base", "triclinic", natoms=10, seed=4)
+    runner = modules.EnergyModel.deserialize(model.serialize()).runner()
+    rng = np.random.default_rng(6)
+    before = TRACES["lower"]
+    sizes = []
+    for step in range(12):
+        coord = system.coord[:1] + rng.normal(scale=0.3, size=system.coord[:1].shape)
+        inputs = _ghosts_within_rcut(coord, system.atype[:1], system.box[:1], model.get_rcut(), model.get_sel())
+        sizes.append(inputs[0].shape[1])
+        out = runner.lower(*inputs, atomic=True)
+        if step % 4 == 0:
+            compare_outputs(out, model.call_lower(*inputs, do_atomic_virial=True), 1e-10)
+    assert len(set(sizes)) > 3, sizes  # the halo changes size ...
+    assert TRACES["lower"] - before == len({padded_size(n) for n in sizes}) <= 2  # ... the compilations do not
+
+
 def test_padded_size_buckets():
     assert [padded_size(n) for n in (1, 4, 5, 8, 9, 12, 13, 100, 540, 1000)] == [1, 4, 5, 8, 10, 12, 14, 112, 640, 1024]
     for n in range(1, 3000, 7):
