@@ -82,7 +82,17 @@ def test_convert_backend_from_deepmd_pb(tmp_path):
     folder = case_dir("tebd_two_side")
     data = load_model_file(folder / "model.pb")
     save_model_file(tmp_path / "out.dp", data)
-    save_model_file(tmp_path / "out.savedmodel", load_model_file(tmp_path / "out.dp"))
-    back = load_model_file(tmp_path / "out.savedmodel")
+    save_model_file(tmp_path / "out.yaml", load_model_file(tmp_path / "out.dp"))
+    back = load_model_file(tmp_path / "out.yaml")
     assert trees_equal(back["model"], data["model"]) == []
     assert trees_equal(back["model_def_script"], data["model_def_script"]) == []
+
+
+def test_dp_convert_backend_verifies_a_tf_only_deepmd_model(tmp_path):
+    """``dp convert-backend model.pb out.dp`` evaluates both files (the .dp through TensorFlow)."""
+    from dpmodel.cli.convert_backend import convert
+
+    folder = case_dir("two_side_exclude")
+    diffs = convert(folder / "model.pb", tmp_path / "out.dp")
+    assert max(diffs.values()) < 1e-12
+    assert trees_equal(dpio.load(tmp_path / "out.dp")["model"], tfio.load(folder / "model.pb")["model"]) == []
