@@ -287,7 +287,8 @@ def energy_fn(model: EnergyModel, atype: Any, images: int | tuple[int, int, int]
     pure and differentiable in ``positions`` and ``box`` (``jax.grad``, ``jax.jacfwd``), and
     traceable inside the caller's ``jax.jit`` / ``lax`` loops.
     The body runs in float64 (:func:`~backends.jax.modules.x64`) whatever the global
-    ``jax_enable_x64``. Positions are Cartesian and ``box`` rows are lattice vectors: with
+    ``jax_enable_x64``. Positions are Cartesian and ``box`` rows are lattice vectors (jax-md's
+    ``box`` holds them as columns: pass its transpose). With
     jax-md use ``space.periodic_general(box, fractional_coordinates=False)`` and pass
     ``box=`` through ``simulate`` keyword arguments. The neighbour search is all-pairs
     over the fixed images inside the trace, O(natoms^2 * images^3): meant for small systems.
