@@ -3,7 +3,8 @@
 The model is written in each format every installed backend writes, read back with
 that backend's evaluator and evaluated on sample frames (periodic and not). Each
 row gives ``max |x - x_ref| / (1 + max |x_ref|)`` of energy, force and virial against
-dpmodel (NumPy). Backends that refuse an option of the model say so; any other
+dpmodel (NumPy), or, for a model dpmodel refuses (TensorFlow-only options), against the
+first installed backend that runs it. Backends that refuse an option of the model say so; any other
 failure or a difference beyond the tolerance makes the command fail.
 """
 
@@ -31,14 +32,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _rows(data: dict, frames: tuple, folder: Path):
+def reference_backend(model: dict) -> str:
+    """dpmodel (NumPy) when it runs ``model``, else the first installed backend that does."""
+    from dpmodel.capabilities import backends_for_model
+    from dpmodel.registry import backends
+
+    able = [b for b in backends_for_model(model) if b in backends() and backends()[b].available()]
+    if not able:
+        raise ValueError("no installed backend can evaluate this model")
+    return able[0]
+
+
+def _rows(data: dict, frames: tuple, folder: Path, reference_name: str):
     """``(backend, suffix, diffs or None, status)`` for every format of every installed backend."""
     from dpmodel.cli.frames import compare, evaluate_frames, tolerance
     from dpmodel.errors import UnsupportedOptionError
-    from dpmodel.evaluator import Evaluator as Reference
     from dpmodel.registry import backends, save_model_file
 
-    reference = evaluate_frames(Reference(data=data), *frames)
+    reference = evaluate_frames(backends()[reference_name].module("io").Evaluator(data=data), *frames)
     tol = tolerance(data["model"])
     for info in backends().values():
         if info.name == "dpmodel" or not info.available():
@@ -60,8 +71,8 @@ def _rows(data: dict, frames: tuple, folder: Path):
             yield info.name, suffix, diffs, "ok" if worst <= tol else f"DIFFERS (> {tol:.0e})"
 
 
-def check(model: Path) -> tuple[list[str], bool]:
-    """The table lines and whether every backend agreed (refusals count as agreeing)."""
+def check(model: Path) -> tuple[list[str], bool, str]:
+    """The table lines, whether every backend agreed (refusals count as agreeing), the reference backend."""
     from dpmodel.cli.frames import sample_frames
     from dpmodel.cli.freeze import model_file_data
     from dpmodel.registry import load_model_file
@@ -69,22 +80,23 @@ def check(model: Path) -> tuple[list[str], bool]:
     data = model_file_data(load_model_file(model))
     m = data["model"]
     frames = sample_frames(m["type_map"], float(m["descriptor"]["rcut"]), m["descriptor"]["sel"])
+    reference = reference_backend(m)
     header = f"{'backend':<8} {'format':<12} " + " ".join(f"{k:>12}" for k in ("energy", "force", "virial"))
     lines = [header + "  status", "-" * (len(header) + 8)]
     ok = True
     with tempfile.TemporaryDirectory(prefix="dp-check-") as folder:
-        for name, suffix, diffs, status in _rows(data, frames, Path(folder)):
+        for name, suffix, diffs, status in _rows(data, frames, Path(folder), reference):
             values = [" " * 12] * 3 if diffs is None else \
                 [f"{max(v for k, v in diffs.items() if k.endswith('/' + out)):12.2e}" for out in OUTPUTS]
             lines.append(f"{name:<8} {suffix:<12} {' '.join(values)}  {status}")
             ok = ok and not status.startswith(("FAILED", "DIFFERS"))
-    return lines, ok
+    return lines, ok, reference
 
 
 def run(args: argparse.Namespace) -> int:
-    lines, ok = check(args.model)
-    print(f"max relative difference to dpmodel (NumPy) on sample frames, model {args.model}")
+    lines, ok, reference = check(args.model)
+    print(f"max relative difference to {reference} on sample frames, model {args.model}")
     print("\n".join(lines))
     if not ok:
-        raise ValueError("some backends disagree with dpmodel or failed (see the table)")
+        raise ValueError(f"some backends disagree with {reference} or failed (see the table)")
     return 0
