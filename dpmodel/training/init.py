@@ -20,15 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from dpmodel.activation import canonical_activation
+from dpmodel.capabilities import check_supported
 from dpmodel.data import DataSystems
 from dpmodel.descriptor import DescrptSeR
 from dpmodel.errors import ConfigError
 from dpmodel.fitting import EnergyFitting
 from dpmodel.model import EnergyModel
+from dpmodel.network import EmbeddingNet
+from dpmodel.precision import canonical_precision
 from dpmodel.stat import compute_descriptor_stat, energy_bias
 from dpmodel.training.neighbor_stat import auto_sel
 
-__all__ = ["build_model", "initial_model", "resolve_seeds", "resolve_sel", "stat_batches"]
+__all__ = ["build_model", "initial_model", "resolve_seeds", "resolve_sel", "stat_batches", "type_embedding_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,10 @@ def resolve_seeds(config: dict[str, Any]) -> dict[str, Any]:
     if training.get("seed") is None:
         training["seed"] = int(np.random.SeedSequence().entropy % 2**31)
         log.info("training/seed not set; drew %d", training["seed"])
-    for offset, section in enumerate((config["model"]["descriptor"], config["model"]["fitting_net"])):
+    sections = [config["model"]["descriptor"], config["model"]["fitting_net"]]
+    if config["model"].get("type_embedding") is not None:
+        sections.append(config["model"]["type_embedding"])
+    for offset, section in enumerate(sections):
         if section.get("seed") is None:
             section["seed"] = int(training["seed"]) + offset
     return config
@@ -86,7 +93,13 @@ def build_model(model: dict[str, Any], backend: str = "dpmodel") -> EnergyModel:
         if fitting_options.get(key):
             raise ConfigError(f"model/fitting_net/{key} = {fitting_options[key]} is not supported by training "
                               "here (the data loader reads no fparam/aparam); set it to 0")
-    fitting = EnergyFitting(len(type_map), descriptor.dim_out, type_map=list(type_map), **fitting_options)
+    dim_descrpt = descriptor.dim_out
+    tebd = model.get("type_embedding")
+    if tebd is not None:  # TensorFlow only (SPEC 7): fitting input [D, T(t)], one shared net
+        check_supported("model/type_embedding", tebd, backend)
+        dim_descrpt += int(tebd.get("neuron", [8])[-1])
+        fitting_options["mixed_types"] = True
+    fitting = EnergyFitting(len(type_map), dim_descrpt, type_map=list(type_map), **fitting_options)
     return EnergyModel(descriptor, fitting, type_map, atom_exclude_types=model["atom_exclude_types"],
                        pair_exclude_types=model["pair_exclude_types"], rcond=model["fitting_net"].get("rcond"),
                        preset_out_bias=model.get("preset_out_bias"))
@@ -148,4 +161,23 @@ def initial_model(config: dict[str, Any], data: DataSystems, backend: str = "dpm
         bias = energy_bias(energy, counts, model_cfg["fitting_net"].get("rcond"), _preset_bias(model_cfg, ntypes))
         model.out_bias = bias.reshape(1, ntypes, 1)
         log.info("energy bias per type (eV): %s", dict(zip(model.type_map, np.round(bias, 6).tolist())))
-    return model.serialize()
+    data = model.serialize()
+    if model_cfg.get("type_embedding") is not None:
+        data["type_embedding"] = type_embedding_dict(model_cfg["type_embedding"], list(model.type_map))
+    return data
+
+
+def type_embedding_dict(config: dict[str, Any], type_map: list[str]) -> dict:
+    """A freshly initialised model-level type embedding (SPEC 7.2 ``TypeEmbedNet`` dict, TensorFlow only)."""
+    if config.get("use_econf_tebd"):
+        raise ConfigError("model/type_embedding/use_econf_tebd = true is not supported; set it to false")
+    precision = canonical_precision(config.get("precision", "default"), "model/type_embedding/precision")
+    activation = canonical_activation(config.get("activation_function", "tanh"), "model/type_embedding/activation_function")
+    neuron, bias = [int(n) for n in config.get("neuron", [8])], bool(config.get("use_tebd_bias", False))
+    trainable, resnet_dt = bool(config.get("trainable", True)), bool(config.get("resnet_dt", False))
+    net = EmbeddingNet(len(type_map), neuron, activation, resnet_dt, precision, config.get("seed"), bias=bias,
+                       trainable=trainable)
+    return {"@class": "TypeEmbedNet", "@version": 2, "ntypes": len(type_map), "neuron": neuron, "resnet_dt": resnet_dt,
+            "precision": precision, "activation_function": activation, "trainable": trainable,
+            "padding": bool(config.get("padding", False)), "use_econf_tebd": False, "use_tebd_bias": bias,
+            "type_map": type_map, "embedding": net.serialize()}

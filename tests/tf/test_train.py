@@ -106,3 +106,22 @@ def test_backend_trainer_learns_a_type_embedding_model():
     before = model_dict(kind)["type_embedding"]["embedding"]["layers"][0]["@variables"]["w"]
     assert not np.array_equal(data["type_embedding"]["embedding"]["layers"][0]["@variables"]["w"], before)
     assert trainer.train_state.trace_counts == {"loss": 1, "metrics": 0, "update": 1}
+
+
+def test_initial_model_of_dp_train_carries_the_type_embedding():
+    from dpmodel.errors import UnsupportedOptionError
+    from dpmodel.serialization import trees_equal
+    from dpmodel.training.init import build_model, type_embedding_dict
+
+    from backends.tf.modules import TypeEmbedNet
+
+    section = {"type_map": ["O", "H"], "atom_exclude_types": [], "pair_exclude_types": [],
+               "descriptor": {"type": "se_e2_r", "sel": [4, 4], "rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8],
+                              "type_one_side": False},
+               "fitting_net": {"type": "ener", "neuron": [8]}, "type_embedding": {"neuron": [2, 4], "seed": 3}}
+    model = build_model(section, "tf")
+    assert model.fitting.mixed_types and model.fitting.dim_descrpt == 8 + 4
+    tebd = type_embedding_dict(section["type_embedding"], section["type_map"])
+    assert trees_equal(TypeEmbedNet.deserialize(tebd).serialize(), tebd) == []
+    with pytest.raises(UnsupportedOptionError, match="type_embedding"):
+        build_model({**section, "descriptor": {**section["descriptor"], "type_one_side": True}}, "pt")
