@@ -92,21 +92,20 @@ class TabulatedEmbedding:
     info: TableInfo
     overflow: int = 0
     calls: int = field(default=0, repr=False)
-    _blocks: np.ndarray | None = field(default=None, init=False, repr=False)
+    _rows: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def ng(self) -> int:
         return int(self.data.shape[1]) // 6
 
     def coefficients(self, xp, like: Array) -> Array:
-        """``data`` as (6, nspline, ng): one contiguous (nspline, ng) block per power, gathered row-wise."""
+        """``data`` as (nspline, 6, ng): row ``k``, power ``m``, channel ``j``; the lookup gathers rows."""
         if isinstance(self.data, np.ndarray):
-            if self._blocks is None:
-                nspline = self.data.shape[0]
-                self._blocks = np.ascontiguousarray(self.data.reshape(nspline, self.ng, 6).transpose(2, 0, 1))
-            return as_array(xp, self._blocks, like)
+            if self._rows is None:
+                self._rows = np.ascontiguousarray(self.data.reshape(-1, self.ng, 6).transpose(0, 2, 1))
+            return as_array(xp, self._rows, like)
         data = as_array(xp, self.data, like)
-        return xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (2, 0, 1))
+        return xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (0, 2, 1))
 
     def call(self, x: Array) -> Array:
         """Table value for ``x`` of shape (..., 1); returns (..., ng)."""
@@ -133,15 +132,31 @@ class TabulatedEmbedding:
         row = xp.astype(xp.where(inside < info.upper, fine, coarse), xp.int64)
         row = xp.clip(row, 0, int(self.data.shape[0]) - 1)
         dx = inside - xp.astype(info.knots(row), flat.dtype)
-        coeffs = self.coefficients(xp, x)
-        c0, c1, c2, c3, c4, c5 = (xp.take(coeffs[m, ...], row, axis=0) for m in range(6))
-        dx = dx[:, None]
-        slope = c1 + dx * (2.0 * c2 + dx * (3.0 * c3 + dx * (4.0 * c4 + dx * 5.0 * c5)))
-        value = c0 + dx * (c1 + dx * (c2 + dx * (c3 + dx * (c4 + dx * c5))))
-        value = value + slope * (flat - inside)[:, None]
+        coeffs = xp.take(self.coefficients(xp, x), row, axis=0)  # (n, 6, ng)
+        one, d2 = xp.ones_like(dx), dx * dx
+        d3 = d2 * dx
+        powers = [one, dx, d2, d3, d2 * d2, d3 * d2]
+        beyond = (flat - inside)[:, None]  # zero inside the table
         self._check_overflow(xp, flat)
-        out = (xp.reshape(value, (*lead, self.ng)),)
-        return out + (xp.reshape(slope, (*lead, self.ng)),) if order >= 1 else out
+        # sum_m a_m dx^m for every channel as one (1, 6) @ (6, ng) product per input
+        if order == 0:
+            value = xp.matmul(xp.stack(powers, axis=-1)[:, None, :], coeffs)[:, 0, :]
+            low, high = self._edge_slopes(xp, self.coefficients(xp, x))
+            edge = xp.where((flat < info.lower)[:, None], low, high)
+            return (xp.reshape(value + edge * beyond, (*lead, self.ng)),)
+        slopes = [xp.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)]
+        both = xp.matmul(xp.stack([xp.stack(powers, axis=-1), xp.stack(slopes, axis=-1)], axis=1), coeffs)
+        value, slope = both[:, 0, :], both[:, 1, :]
+        value = value + slope * beyond
+        return xp.reshape(value, (*lead, self.ng)), xp.reshape(slope, (*lead, self.ng))
+
+    def _edge_slopes(self, xp, rows: Array) -> tuple[Array, Array]:
+        """Slopes (ng,) of the table at ``lower`` and at ``bound``, the linear continuation outside."""
+        last = int(rows.shape[0]) - 1
+        h = self.info.bound - float(self.info.knots(np.asarray([last]))[0])
+        end = rows[last, ...]
+        high = end[1, :] + h * (2.0 * end[2, :] + h * (3.0 * end[3, :] + h * (4.0 * end[4, :] + h * 5.0 * end[5, :])))
+        return rows[0, 1, :], high
 
     def _check_overflow(self, xp, flat: Array) -> None:
         """Every ``check_frequency`` calls, count and report inputs outside the table."""

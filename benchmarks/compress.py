@@ -1,0 +1,111 @@
+"""Compressed vs uncompressed inference on 192-atom water, every installed backend, one run.
+
+Usage: ``python benchmarks/compress.py [--frames 1 4] [--repeat 5] [--model water.dp | --neuron 25 50 100]
+[--backends dpmodel pt]``.
+One water model (``--model``, else the one of ``benchmarks/infer.py``) is compressed
+with ``dp compress``'s defaults (``min_nbor_dist`` from ``../shared/data/water/data_0``),
+both versions are written in each installed backend's default format and evaluated
+through ``DeepPot`` (energy, forces and virial) and ``DeepPot.eval_descriptor``. Prints
+ms/frame, the speed-up of compression and the largest differences it causes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common import WATER, median_time, table, water_frames
+from dpmodel import io
+from dpmodel.compress import compress_model_dict
+from dpmodel.data import DeepmdSystem
+from dpmodel.infer import DeepPot
+from dpmodel.registry import backends, save_model_file
+from dpmodel.training.neighbor_stat import neighbor_stat
+from infer import water_model
+
+
+def timings(paths: dict[str, Path], coord, box, atype, frames: list[int], repeat: int) -> dict[str, tuple]:
+    """ms/frame of E+F+V per frame count and of the descriptor, plain and compressed measured
+    alternately (so load on the machine affects both alike); outputs on ``frames[0]`` frames."""
+    pots = {name: DeepPot(path) for name, path in paths.items()}
+    rows: dict[str, dict] = {name: {} for name in pots}
+    tasks = {f"E+F+V {nf} frame": (nf, "eval") for nf in frames}
+    tasks["descriptor"] = (frames[-1], "eval_descriptor")
+    for key, (nf, method) in tasks.items():
+        calls = {name: (lambda dp=dp: getattr(dp, method)(coord[:nf], box[:nf], atype)) for name, dp in pots.items()}
+        for call in calls.values():  # warm-up (compilation, caches)
+            call(), call()
+        samples: dict[str, list[float]] = {name: [] for name in pots}
+        for _ in range(repeat):
+            for name, call in calls.items():
+                samples[name].append(median_time(call, repeat=1, warmup=0))
+        for name in pots:
+            rows[name][key] = 1e3 * float(np.median(samples[name])) / nf
+    return {name: (rows[name], dp.eval(coord[: frames[0]], box[: frames[0]], atype)) for name, dp in pots.items()}
+
+
+def seeded_model(neuron: list[int], coord, box, atype) -> dict:
+    """A water model (sel [46, 92], rcut 6) with embedding widths ``neuron`` and data statistics."""
+    from dpmodel.descriptor import DescrptSeR
+    from dpmodel.fitting import EnergyFitting
+    from dpmodel.model import EnergyModel
+    from dpmodel.stat import compute_descriptor_stat
+
+    desc = DescrptSeR(6.0, 0.5, [46, 92], neuron, seed=1)
+    compute_descriptor_stat(desc, [(coord, np.tile(atype, (len(coord), 1)), box)])
+    return EnergyModel(desc, EnergyFitting(2, neuron[-1], [120, 120, 120], seed=2), ["O", "H"]).serialize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--backends", nargs="+", default=None, help="backend names (default: all installed)")
+    parser.add_argument("--neuron", type=int, nargs="+", default=None,
+                        help="embedding widths of a seeded water model instead of the default model (e.g. 25 50 100)")
+    args = parser.parse_args()
+    coord, box, atype = water_frames(max(args.frames))
+    distance = neighbor_stat([DeepmdSystem(WATER / "data_0", ["O", "H"])], 6.0, 2).min_dist
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.neuron:
+            data = {"model": seeded_model(args.neuron, coord, box, atype)}
+        else:
+            data = io.load(args.model or water_model(tmp / "water.dp", coord, box, atype))
+        plain = {"model": data["model"], "model_def_script": data.get("model_def_script")}
+        small = {**plain, "model": compress_model_dict(data["model"], distance),
+                 "@variables": {"min_nbor_dist": distance}}
+        for info in backends().values():
+            if not info.available() or (args.backends and info.name not in args.backends):
+                continue
+            suffix = info.suffixes[0]
+            paths = {name: tmp / f"{name}{suffix}" for name in ("plain", "compressed")}
+            try:
+                for name, model in (("plain", plain), ("compressed", small)):
+                    save_model_file(paths[name], model)
+                measured = timings(paths, coord, box, atype, args.frames, args.repeat)
+            except Exception as err:  # report, keep benchmarking the others
+                rows.append({"backend": f"{info.name} ({suffix})", "note": f"{type(err).__name__}: {err}"[:120]})
+                continue
+            (base, ref), (fast, out) = measured["plain"], measured["compressed"]
+            for name, row in (("plain", base), ("compressed", fast)):
+                rows.append({"backend": f"{info.name} ({suffix}) {name}", **row})
+            speed = {f"{k} speed-up": base[k] / fast[k] for k in base}
+            natoms = atype.size
+            diffs = {"max dE/atom": float(np.abs(out[0] - ref[0]).max()) / natoms,
+                     "max dF": float(np.abs(out[1] - ref[1]).max()), "max dV": float(np.abs(out[2] - ref[2]).max())}
+            rows.append({"backend": f"{info.name} speed-up", **{k: v for k, v in zip(base, speed.values())},
+                         "note": ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())})
+    columns = ["backend", *[f"E+F+V {nf} frame" for nf in args.frames], "descriptor", "note"]
+    print(f"192-atom water, min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
+          "(speed-up rows: plain / compressed)")
+    print(table(rows, columns))
+
+
+if __name__ == "__main__":
+    main()
