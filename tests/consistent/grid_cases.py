@@ -14,6 +14,7 @@ from dpmodel.descriptor import DescrptSeR
 from dpmodel.fitting import EnergyFitting
 from dpmodel.model import EnergyModel
 from dpmodel.stat import compute_descriptor_stat
+from dpmodel.training.init import type_embedding_dict
 from systems import System, random_system
 
 
@@ -64,7 +65,13 @@ class Case:
         cls = TwoSideShape if options.get("type_one_side") is False else DescrptSeR
         desc = cls(4.0, 0.5, list(self.sel), [6, 12, 24], seed=5, **options)
         compute_descriptor_stat(desc, [(system.coord, system.atype, system.box)])
-        fit = EnergyFitting(2, desc.dim_out, [24, 24, 24], seed=6, precision=self.precision, **self.fitting)
+        tebd = None
+        fitting = dict(self.fitting)
+        if self.type_embedding is not None:  # TensorFlow's model-level type embedding: one shared net
+            tebd = type_embedding_dict({**self.type_embedding, "seed": 8}, ["A", "B"])
+            fitting["mixed_types"] = True
+        width = desc.dim_out + (tebd["neuron"][-1] if tebd else 0)
+        fit = EnergyFitting(2, width, [24, 24, 24], seed=6, precision=self.precision, **fitting)
         model = EnergyModel(desc, fit, ["A", "B"], **self.model)
         model.out_bias[0, :, 0] = [0.5, -0.7]
         for net in fit.nets.networks:
@@ -72,8 +79,8 @@ class Case:
         if fit.numb_fparam:
             fit.fparam_avg, fit.fparam_inv_std = np.full(fit.numb_fparam, 0.2), np.full(fit.numb_fparam, 2.0)
         data = model.serialize()
-        if self.type_embedding is not None:
-            data["type_embedding"] = self.type_embedding
+        if tebd is not None:
+            data["type_embedding"] = tebd
         return data
 
     def params(self, system: System) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -107,5 +114,7 @@ CASES: list[Case] = [
     Case("atom_exclude", model={"atom_exclude_types": [1]}),
     Case("pair_exclude", model={"pair_exclude_types": [[0, 0]]}),
     Case("fparam_aparam", fitting={"numb_fparam": 2, "numb_aparam": 1}),
+    Case("type_embedding", type_embedding={"neuron": [4, 8]}),
+    Case("type_embedding_two_side", descriptor={"type_one_side": False}, type_embedding={"neuron": [8]}),
 ]
-"""The grid. Type-embedding cases are added by the TensorFlow adapter (its dict layout)."""
+"""The grid (options x geometries x model options; the reference is its first supporting backend)."""
