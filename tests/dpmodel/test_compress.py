@@ -395,3 +395,11 @@ def test_water_compressed_matches_uncompressed():
         ref, out = model.call(coord, atype, box), small.call(coord, atype, box)
         assert np.sqrt(np.mean(ref["force"] ** 2)) > 0.3
         assert_outputs_close(out, ref, atype.shape[1])
+    coord, atype, box = (a[:1] for a in frames[0])
+    force, step = small.call(coord, atype, box)["force"], 1e-4  # |E| ~ 1e5 eV: a smaller step is round-off
+    for atom, axis in ((0, 0), (1, 2), (100, 1), (191, 2)):
+        plus, minus = coord.copy(), coord.copy()
+        plus[0, atom, axis] += step
+        minus[0, atom, axis] -= step
+        fd = -(small.call(plus, atype, box)["energy"] - small.call(minus, atype, box)["energy"])[0, 0] / (2 * step)
+        assert abs(fd - force[0, atom, axis]) <= 1e-7 * np.abs(force).max()
