@@ -5,21 +5,21 @@ constants are read. The hyper-parameters come from ``train_attr/training_script`
 normalised ``input.json``), the parameters from the frozen variables (DeePMD-kit 3.2.0
 names):
 
-===================================== ===========================================================
-node                                  holds
-===================================== ===========================================================
-``descrpt_attr/t_avg``, ``t_std``     davg, dstd, shape (ntypes, nnei)
-``filter_type_all/matrix_{l}_{t}``    one-side embedding net of neighbour type t, layer l >= 1
-``filter_type_{i}/matrix_{l}_{j}``    two-side net of (centre i, neighbour j); also ``bias``, ``idt``
-``layer_{k}_type_{t}/matrix``         fitting net of type t, hidden layer k >= 0; ``bias``, ``idt``
-``final_layer_type_{t}/matrix``       its output layer; with a type embedding no ``_type_{t}``
-``fitting_attr/t_bias_atom_e``        per-type energy bias, shape (ntypes,)
+======================================== ===============================================================
+node                                     holds
+======================================== ===============================================================
+``descrpt_attr/t_avg``, ``t_std``        davg, dstd, shape (ntypes, nnei)
+``filter_type_all/matrix_{l}_{t}``       one-side embedding net of neighbour type t, layer l >= 1
+``filter_type_{i}/matrix_{l}_{j}``       two-side net of (centre i, neighbour j); also ``bias``, ``idt``
+``layer_{k}_type_{t}/matrix``            fitting net of type t, hidden layer k >= 0; ``bias``, ``idt``
+``final_layer_type_{t}/matrix``          its output layer; with a type embedding no ``_type_{t}``
+``fitting_attr/t_bias_atom_e``           per-type energy bias, shape (ntypes,)
 ``fitting_attr/t_{f,a}param_{avg,istd}`` frame / atomic parameter statistics
-``type_embed_net/matrix_{l}``         type-embedding net, layer l >= 1; ``bias``, ``idt``
-``model_attr/tmap``                   type map, space separated
-``model_attr/model_attr/t_out_bias``  output bias (1, ntypes, 1) (also ``model_attr/t_out_bias``)
-``train_attr/min_nbor_dist``          minimal neighbour distance, when recorded
-===================================== ===========================================================
+``type_embed_net/matrix_{l}``            type-embedding net, layer l >= 1; ``bias``, ``idt``
+``model_attr/tmap``                      type map, space separated
+``model_attr/model_attr/t_out_bias``     output bias (1, ntypes, 1) (also ``model_attr/t_out_bias``)
+``train_attr/min_nbor_dist``             minimal neighbour distance, when recorded
+======================================== ===============================================================
 
 The result is the envelope DeePMD-kit's ``serialize_from_file`` writes (``backend``,
 ``tf_version``, ``model``, ``model_def_script``, ``@variables.min_nbor_dist``), with the

@@ -142,7 +142,7 @@ def savedmodel_functions(path: str | Path) -> Functions:
 
 
 def model_functions(model_dict: dict, eager: bool = False) -> Functions:
-    """Functions of a model built from its dict: ``tf.function``s, or plain eager calls."""
+    """Functions of a model built from its dict: ``tf.function`` objects, or plain eager calls."""
     from backends.tf.modules import model_from_dict
 
     model = model_from_dict(model_dict)

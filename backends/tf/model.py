@@ -9,16 +9,16 @@ every frame and system size.
 
 Graph inputs (also the placeholder names of a frozen ``.pb``, prefixed ``i_``):
 
-========== ====================== ======= =============================================
-name       shape                  dtype   meaning
-========== ====================== ======= =============================================
-coord_ext  (nf, nall, 3)          float64 extended coordinates, Å; local atoms first
-atype_ext  (nf, nall)             int64   types; -1 marks a virtual atom
-nlist      (nf, nloc, nnei)       int64   type-split neighbour list, -1 for padding
-mapping    (nf, nall)             int64   local index of every extended atom
-fparam     (nf, numb_fparam)      float64 frame parameters (width 0 when unused)
-aparam     (nf, nloc, numb_aparam) float64 atomic parameters (width 0 when unused)
-========== ====================== ======= =============================================
+=========== ======================= ======= =============================================
+name        shape                   dtype   meaning
+=========== ======================= ======= =============================================
+coord_ext   (nf, nall, 3)           float64 extended coordinates, Å; local atoms first
+atype_ext   (nf, nall)              int64   types; -1 marks a virtual atom
+nlist       (nf, nloc, nnei)        int64   type-split neighbour list, -1 for padding
+mapping     (nf, nall)              int64   local index of every extended atom
+fparam      (nf, numb_fparam)       float64 frame parameters (width 0 when unused)
+aparam      (nf, nloc, numb_aparam) float64 atomic parameters (width 0 when unused)
+=========== ======================= ======= =============================================
 
 Outputs (prefixed ``o_`` in a ``.pb``): ``energy`` (nf, 1) eV, ``atom_energy``
 (nf, nloc, 1) eV, ``force`` (nf, nloc, 3) eV/Å, ``virial`` (nf, 9) eV, ``atom_virial``
@@ -63,7 +63,7 @@ def signature_of(model: EnergyModel) -> list[tf.TensorSpec]:
 def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Tensor, nlist: tf.Tensor,
                       mapping: tf.Tensor, fparam: tf.Tensor | None = None,
                       aparam: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-    """Outputs of the lower interface as ``tf.Tensor``s (works eagerly and inside ``tf.function``)."""
+    """Outputs of the lower interface as ``tf.Tensor`` objects (works eagerly and inside ``tf.function``)."""
     register()
     coord_ext, atype_ext, nlist, mapping = (TFArray(tf.convert_to_tensor(t)) for t in (coord_ext, atype_ext, nlist, mapping))
     fparam = None if fparam is None or not model.fitting.numb_fparam else TFArray(tf.convert_to_tensor(fparam))
@@ -130,7 +130,7 @@ def prepare_inputs(coord: np.ndarray, box: np.ndarray | None, atype: np.ndarray,
 
 
 class CompiledModel:
-    """A TF :class:`EnergyModel` with its ``tf.function``s (one trace each, fixed signature).
+    """A TF :class:`EnergyModel` with its ``tf.function`` objects (one trace each, fixed signature).
 
     Attributes
     ----------

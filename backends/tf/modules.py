@@ -1,4 +1,4 @@
-"""dpmodel's se_e2_r classes as ``tf.Module``s whose parameters are ``tf.Variable``s.
+"""dpmodel's se_e2_r classes as ``tf.Module`` objects whose parameters are ``tf.Variable`` objects.
 
 Each class is the dpmodel class plus the :class:`Parameters` mixin: the math is
 dpmodel's, run on TensorFlow tensors through :mod:`backends.tf.xp`. What differs:
@@ -37,7 +37,7 @@ Slot = tuple[str, Any, str, bool]
 
 
 class Parameters(tf.Module):
-    """Mixin: the arrays of a dpmodel object become ``tf.Variable``s of a ``tf.Module``.
+    """Mixin: the arrays of a dpmodel object become ``tf.Variable`` objects of a ``tf.Module``.
 
     Attributes stay plain Python objects (no AutoTrackable list wrapping), so the
     dpmodel code and ``serialize()`` see what they expect; the variables are listed by

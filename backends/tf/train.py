@@ -13,7 +13,7 @@ is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
 :func:`backends.tf.model.energy_and_forces`, differentiated by a second ``GradientTape``;
 the update is :func:`dpmodel.training.adam.adam_update` (after
 :func:`~dpmodel.training.adam.clip_scale` with ``gradient_max_norm``). Both run in
-``tf.function``s with fixed input signatures (``None`` frame and atom dimensions), so a
+``tf.function`` objects with fixed input signatures (``None`` frame and atom dimensions), so a
 whole training traces each once, whatever the systems (``TrainState.trace_counts``).
 """
 
