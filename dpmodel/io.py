@@ -92,36 +92,45 @@ def load(path: str | Path) -> dict:
     raise ModelFileError(f"cannot read {str(path)!r}: dpmodel files end in .dp, .yaml or .yml")
 
 
+def write_tree(f: Any, data: dict) -> None:
+    """Store ``data`` in an open ``h5py.File`` in the ``.dp`` layout (datasets + ``json`` attribute)."""
+    counter = iter(range(10**9))
+
+    def store(value: Any) -> str:
+        name = f"variable_{next(counter):04d}"
+        f.create_dataset(name, data=np.asarray(value))
+        return f"/{name}"
+
+    f.attrs["json"] = json.dumps(map_variables(data, store), separators=(",", ":"))
+
+
+def read_tree(f: Any, path: str | Path) -> dict:
+    """The dict stored by :func:`write_tree` in the open ``h5py.File`` ``f`` (read from ``path``)."""
+    if "json" not in f.attrs:
+        raise ModelFileError(f"{str(path)!r} is an HDF5 file without the 'json' attribute of a .dp model")
+    tree = json.loads(f.attrs["json"])
+
+    def fetch(ref: Any) -> Any:
+        if not isinstance(ref, str) or ref.lstrip("/") not in f:
+            raise ModelFileError(f"{str(path)!r}: variable reference {ref!r} has no dataset")
+        value = f[ref][()]
+        return value.decode() if isinstance(value, bytes) else value
+
+    return map_variables(tree, fetch)
+
+
 def _write_hdf5(filename: str, data: dict) -> None:
     import h5py
 
     with h5py.File(filename, "w") as f:
-        counter = iter(range(10**9))
-
-        def store(value: Any) -> str:
-            name = f"variable_{next(counter):04d}"
-            f.create_dataset(name, data=np.asarray(value))
-            return f"/{name}"
-
-        tree = map_variables(data, store)
-        f.attrs["json"] = json.dumps(tree, separators=(",", ":"))
+        write_tree(f, data)
 
 
 def _read_hdf5(path: Path) -> dict:
     import h5py
 
     with h5py.File(path, "r") as f:
-        if "json" not in f.attrs:
-            raise ModelFileError(f"{str(path)!r} is an HDF5 file without the 'json' attribute of a .dp model")
-        tree = json.loads(f.attrs["json"])
-
-        def fetch(ref: Any) -> Any:
-            if not isinstance(ref, str) or ref.lstrip("/") not in f:
-                raise ModelFileError(f"{str(path)!r}: variable reference {ref!r} has no dataset")
-            value = f[ref][()]
-            return value.decode() if isinstance(value, bytes) else value
-
-        return map_variables(tree, fetch)
+        return read_tree(f, path)
 
 
 def _write_yaml(filename: str, data: dict) -> None:

@@ -45,7 +45,7 @@ from jax import export
 from backends.jax.model import TRACES, frame_params, lower_outputs, descriptor_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, get_params, x64
 from dpmodel.errors import ModelFileError
-from dpmodel.io import atomic_write, envelope, map_variables
+from dpmodel.io import atomic_write, envelope, read_tree, write_tree
 from dpmodel.model_factory import model_from_dict
 from dpmodel.table import TabulatedEmbedding
 
@@ -173,15 +173,7 @@ def load(path: str | Path) -> dict:
 
 def _write_hdf5(filename: str, data: dict, info: dict, programs: dict[str, bytes]) -> None:
     with h5py.File(filename, "w") as f:
-        counter = iter(range(10**9))
-
-        def store(value: Any) -> str:
-            name = f"variable_{next(counter):04d}"
-            f.create_dataset(name, data=np.asarray(value))
-            return f"/{name}"
-
-        tree = map_variables(data, store)
-        f.attrs["json"] = json.dumps(tree, separators=(",", ":"))
+        write_tree(f, data)
         group = f.create_group("jax")
         group.attrs["info"] = json.dumps(info, separators=(",", ":"))
         for name, blob in programs.items():
@@ -195,15 +187,7 @@ def _read_hdf5(path: Path, programs: bool = False) -> tuple[dict, dict, dict[str
         with h5py.File(path, "r") as f:
             if "json" not in f.attrs or "jax" not in f:
                 raise ModelFileError(f"{str(path)!r} is not a JAX model file (no 'json' attribute or '/jax' group)")
-            tree = json.loads(f.attrs["json"])
-
-            def fetch(ref: Any) -> Any:
-                if not isinstance(ref, str) or ref.lstrip("/") not in f:
-                    raise ModelFileError(f"{str(path)!r}: variable reference {ref!r} has no dataset")
-                value = f[ref][()]
-                return value.decode() if isinstance(value, bytes) else value
-
-            data = map_variables(tree, fetch)
+            data = read_tree(f, path)
             info = json.loads(f["jax"].attrs["info"])
             blobs = {name: f["jax"][name][()].tobytes() for name in f["jax"]} if programs else {}
     except OSError as err:
