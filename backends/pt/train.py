@@ -107,7 +107,7 @@ def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
 def _local_frames(nframes: int) -> tuple[slice, float]:
     """This rank's frames of a global batch and its loss weight (1.0 without DDP)."""
     rank, size = world()
-    if size == 1:
+    if size == 1 or nframes < size:  # too few frames to split: every rank takes the whole batch
         return slice(0, nframes), 1.0
     bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(nframes), size)])
     local = slice(int(bounds[rank]), int(bounds[rank + 1]))
@@ -218,6 +218,11 @@ class BackendTrainer:
     def __init__(self, model_dict: dict, config: dict, device: str | torch.device | None = None) -> None:
         training = config.get("training", {}) if isinstance(config, dict) else {}
         self.train_state = build(model_dict, {"gradient_max_norm": training.get("gradient_max_norm")}, device)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the files (rank 0 of a data-parallel job)."""
+        return world()[0] == 0
 
     def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, float]:
         metrics = loss_and_grad(self.train_state, batch, prefactors)

@@ -90,6 +90,8 @@ class Trainer:
         self.lcurve_path = workdir / self.training["disp_file"]
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
+        # data-parallel ranks other than 0 train but write no files (the backend says which rank it is)
+        self.main = bool(getattr(prepared.trainer, "is_main", True))
 
     # ------------------------------------------------------------------ pieces
     def _prefactors(self, step: int, lr: float) -> dict[str, float]:
@@ -106,8 +108,10 @@ class Trainer:
             natoms.append(batch["atype"].shape[1])
         return weighted_mean(results, natoms)
 
-    def save(self, step: int) -> Path:
-        """Write the checkpoint of ``step`` completed steps."""
+    def save(self, step: int) -> Path | None:
+        """Write the checkpoint of ``step`` completed steps (on the main rank only)."""
+        if not self.main:
+            return None
         data = {"train": self.p.train.state()}
         if self.p.valid is not None:
             data["valid"] = self.p.valid.state()
@@ -119,6 +123,8 @@ class Trainer:
 
     def write_config(self) -> None:
         """The normalized, resolved input to ``out.json`` (``-o``)."""
+        if not self.main:
+            return
         path = Path(self.options.workdir) / self.options.output
         text = json.dumps(self.p.config, indent=4) + "\n"
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -152,7 +158,8 @@ class Trainer:
         start = done = self.p.start_step
         self.write_config()
         self.lcurve = Lcurve(self.lcurve_path, self.metrics, self.p.valid is not None,
-                             start if self.p.restarted else None) if self.training["disp_training"] else None
+                             start if self.p.restarted else None) \
+            if self.training["disp_training"] and self.main else None
         disp_freq, save_freq = self.training["disp_freq"], self.training["save_freq"]
         log.info("training %s with %s from step %d to %d", self.training["training_data"]["systems"],
                  self.p.backend.title or self.p.backend.name, start, self.numb_steps)

@@ -134,7 +134,7 @@ DDP_SCRIPT = """
 import json, sys
 import numpy as np
 sys.path[:0] = [{tests!r}, {tests_pt!r}]
-from test_train import PREFS, make_batch
+from test_pt_train import PREFS, make_batch
 from backends.pt import train
 model, batch = make_batch(seed=3)
 # 3 frames: ranks get 2 and 1 (uneven split)
