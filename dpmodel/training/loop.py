@@ -172,7 +172,7 @@ class Trainer:
                 metrics = self.p.trainer.step(batch, lr, prefs)
                 done = t + 1
                 bar.advance()
-                if self.lcurve is not None and (done % disp_freq == 0 or done == 1):
+                if self.training["disp_training"] and (done % disp_freq == 0 or done == 1):
                     self._display(done, lr, prefs, metrics, batch, clock, bar)
                 if done % save_freq == 0 or done == self.numb_steps:
                     self.save(done)
