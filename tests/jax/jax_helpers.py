@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from systems import System, make_model, random_system
+from systems import CASES, SYSTEMS, TOL, System, make_model, precision, random_system  # noqa: F401
 
-TOL = {"float64": 1e-10, "float32": 1e-5}
-
-#: option cases: keyword arguments of ``systems.make_model``
-CASES: dict[str, dict] = {
-    "base": {},
-    "resnet_dt": {"descriptor_options": {"resnet_dt": True}},
-    "exclude_types": {"descriptor_options": {"exclude_types": [[0, 1]]}},
-    "env_protection": {"descriptor_options": {"env_protection": 0.3}},
-    "gelu_softplus": {"descriptor_options": {"activation_function": "gelu"},
-                      "fitting_options": {"activation_function": "softplus"}},
-    "atom_exclude": {"model_options": {"atom_exclude_types": [1]}},
-    "pair_exclude": {"model_options": {"pair_exclude_types": [[0, 0]]}},
-    "fparam_aparam": {"fitting_options": {"numb_fparam": 2, "numb_aparam": 3, "exclude_types": [0]}},
-    "default_fparam": {"fitting_options": {"numb_fparam": 1, "default_fparam": [0.7]}},
-    "mixed_types": {"fitting_options": {"mixed_types": True}},
-    "float32": {"descriptor_options": {"precision": "float32"}, "fitting_options": {"precision": "float32"}},
-}
-SYSTEMS = ("triclinic", "cluster", "small")
 
 #: (case, system) pairs of the output grid: every case once, ``base`` on every system,
 #: geometries rotated over the cases (each pair is one compilation, so not the full product)
 GRID = [("base", kind) for kind in SYSTEMS] + [
     (case, SYSTEMS[i % len(SYSTEMS)]) for i, case in enumerate(c for c in CASES if c != "base")
 ]
-
-
-def precision(case: str) -> str:
-    return "float32" if case == "float32" else "float64"
 
 
 def build(case: str, kind: str = "triclinic", natoms: int = 12, seed: int = 0):
