@@ -25,20 +25,17 @@ def _frame_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: flo
     start = np.searchsorted(sorted_bins, np.arange(nbins), side="left")
     stop = np.searchsorted(sorted_bins, np.arange(nbins), side="right")
     centres = np.nonzero(atype[:nloc] >= 0)[0]
-    pairs_i, pairs_j = [], []
-    for offset in np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3):
-        target = cell[centres] + offset
-        inside = np.all((target >= 0) & (target < dims), axis=1)
-        ci = centres[inside]
-        b = np.ravel_multi_index(target[inside].T, dims)
-        counts = stop[b] - start[b]
-        rep_i = np.repeat(ci, counts)
-        first = np.repeat(start[b] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        pairs_i.append(rep_i)
-        pairs_j.append(atoms_by_bin[first])
-    i, j = np.concatenate(pairs_i), np.concatenate(pairs_j)
-    diff = coord[j][:, None, :] - coord[i][:, None, :]
-    dist = np.sqrt(np.sum(diff * diff, axis=-1))[:, 0]
+    offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    target = cell[centres][:, None, :] + offsets  # (ncentre, 27, 3): the cells around each centre
+    inside = np.all((target >= 0) & (target < dims), axis=-1)
+    owner = np.broadcast_to(centres[:, None], inside.shape)[inside]
+    b = np.ravel_multi_index(target[inside].T, dims)
+    counts = stop[b] - start[b]
+    i = np.repeat(owner, counts)
+    first = np.repeat(start[b] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    j = atoms_by_bin[first]
+    diff = coord[j] - coord[i]
+    dist = np.sqrt((diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1]) + diff[:, 2] * diff[:, 2])
     keep = (dist <= rcut) & (i != j)
     return i[keep], j[keep], dist[keep]
 

@@ -153,22 +153,31 @@ class DescrptSeR:
         coord = xp.astype(xp.reshape(coord_ext, (nf, -1, 3)), dtype_of(xp, self.precision))
         return self.forward_pairs(pair_displacements(coord, nlist), atype_ext, nlist, need_grad)
 
-    def forward_pairs(self, diff: Array, atype_ext: Array, nlist: Array, need_grad: bool = False):
+    def forward_pairs(self, diff: Array, atype_ext: Array, nlist: Array, need_grad: bool = False,
+                      widths: list[int] | None = None):
         """Descriptor from pair displacements ``diff`` (nf, nloc, nnei, 3), Å.
 
         Every coordinate dependence passes through ``diff``, so a backend's autodiff of
         the energy with respect to ``diff`` gives the pair gradients of
-        :func:`dpmodel.forces.forces_and_virials`.
+        :func:`dpmodel.forces.forces_and_virials`. With ``widths`` (from
+        :func:`dpmodel.neighbor.trim_neighbor_list`), ``diff`` and ``nlist`` hold only the
+        first ``widths[t]`` slots of each type block; the dropped padding slots are added
+        back as constants, so the descriptor is that of the full list.
         """
         xp = array_namespace(diff, atype_ext, nlist)
         nloc = nlist.shape[1]
+        widths = list(self.sel) if widths is None else list(widths)
         diff = xp.astype(diff, dtype_of(xp, self.precision))
         env = radial_env(diff, nlist, self.rcut, self.rcut_smth, self.env_protection)
         atype_loc = atype_ext[:, :nloc]
-        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, self.davg, diff), as_array(xp, self.dstd, diff))
+        davg, dstd = self.davg, self.dstd
+        if widths != list(self.sel):
+            slots = self._kept_slots(widths)
+            davg, dstd = davg[:, slots], dstd[:, slots]
+        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, davg, diff), as_array(xp, dstd, diff))
         mask = self.exclusion_mask(atype_ext, nlist)
         s_hat = s_hat * mask
-        descriptor, slope = self.embed(s_hat, atype_loc, need_grad)
+        descriptor, slope = self.embed(s_hat, atype_loc, need_grad, widths)
         descriptor = xp.astype(descriptor, xp.float64)
         return descriptor, DescriptorCache(env, inv_std, mask, slope)
 
@@ -192,27 +201,32 @@ class DescrptSeR:
         flat = xp.take(as_array(xp, table.reshape(-1).astype(numpy_dtype(self.precision)), ones), xp.reshape(pair, (-1,)))
         return xp.reshape(flat, (nf, nloc, nnei))
 
-    def embed(self, s_hat: Array, atype_loc: Array, need_grad: bool = False) -> tuple[Array, Array | None]:
+    def embed(self, s_hat: Array, atype_loc: Array, need_grad: bool = False,
+              widths: list[int] | None = None) -> tuple[Array, Array | None]:
         """Embed every slot and average; optionally the slope of each slot's contribution.
 
         Parameters
         ----------
-        s_hat : shape (nf, nloc, nnei)
+        s_hat : shape (nf, nloc, nnei), or (nf, nloc, sum(widths)) for a trimmed list
         atype_loc : shape (nf, nloc), int
+        widths : slots present per type block (default ``sel``); the missing ones are padding
 
         Returns
         -------
         descriptor : shape (nf, nloc, ng)
-        slope : shape (nf, nloc, nnei, ng) or None; :math:`\\partial\\mathcal D_i/\\partial\\hat s_{ij}`.
+        slope : shape of ``s_hat`` + (ng,), or None; :math:`\\partial\\mathcal D_i/\\partial\\hat s_{ij}`.
         """
         xp = array_namespace(s_hat, atype_loc)
+        widths = list(self.sel) if widths is None else list(widths)
         scale = RES_RESCALE / self.nnei
-        sections = np.cumsum([0, *self.sel])
+        sections = np.cumsum([0, *widths])
         total, slopes = 0.0, []
         for tj in range(self.ntypes):
             block = s_hat[:, :, int(sections[tj]):int(sections[tj + 1]), None]
             value, slope = self._embed_block(xp, block, atype_loc, tj, need_grad)
             total = total + xp.sum(value, axis=2)
+            if widths[tj] < self.sel[tj]:
+                total = total + self._padding_sum(xp, atype_loc, tj, widths[tj], s_hat)
             slopes.append(slope)
         slope = xp.concat(slopes, axis=2) * scale if need_grad else None
         return total * scale, slope
@@ -235,6 +249,31 @@ class DescrptSeR:
             value = xp.zeros((nf, nloc, width, self.dim_out), dtype=block.dtype, device=device(block))
             slope = xp.zeros_like(value) if need_grad else None
         return value, slope
+
+    def _kept_slots(self, widths: list[int]) -> np.ndarray:
+        """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""
+        starts = np.cumsum([0, *self.sel])[:-1]
+        return np.concatenate([np.arange(start, start + width) for start, width in zip(starts, widths)]).astype(np.int64)
+
+    def _padding_sum(self, xp, atype_loc: Array, tj: int, width: int, like: Array) -> Array:
+        """Summed embedding of the padding slots ``width:sel[tj]`` of block ``tj``; (nf, nloc, ng).
+
+        A padding slot has :math:`s = 0`, so :math:`\\hat s = -\\mu/\\sigma` of its centre
+        type and slot, and the exclusion mask is 1.
+        """
+        start = int(sum(self.sel[:tj]))
+        first, stop = start + width, start + self.sel[tj]
+        s_pad = -as_array(xp, self.davg[:, first:stop, :], like) / as_array(xp, self.dstd[:, first:stop, :], like)
+        rows = []
+        for ti in range(self.ntypes):
+            net = self.embedding((tj,) if self.type_one_side else (ti, tj))
+            if net is None:
+                rows.append(xp.zeros((self.dim_out,), dtype=like.dtype, device=device(like)))
+            else:
+                rows.append(xp.sum(net.call(s_pad[ti, ...]), axis=0))
+        per_type = xp.stack(rows, axis=0)  # (ntypes, ng)
+        nf, nloc = atype_loc.shape
+        return xp.reshape(xp.take(per_type, xp.reshape(atype_loc, (-1,)), axis=0), (nf, nloc, self.dim_out))
 
     def embedding(self, key: tuple[int, ...]) -> EmbeddingNet | TabulatedEmbedding | None:
         """What embeds the slots of net ``key``: its table when compressed, else the net."""

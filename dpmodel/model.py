@@ -17,7 +17,7 @@ from dpmodel.descriptor import DescrptSeR
 from dpmodel.env_mat import pair_displacements
 from dpmodel.fitting import EnergyFitting
 from dpmodel.forces import forces_and_virials
-from dpmodel.neighbor import neighbor_data
+from dpmodel.neighbor import neighbor_data, trim_neighbor_list
 from dpmodel.serialization import check_class, check_version
 from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
@@ -96,8 +96,10 @@ class EnergyModel:
         mapping : shape (nf, nall), int; local index of every extended atom
         """
         xp = array_namespace(coord_ext, atype_ext, nlist)
-        atom_energy, mask, pair_grad, diff = self.atomic_energy(coord_ext, atype_ext, nlist, fparam, aparam, True)
-        nlist = self.exclude_pairs(atype_ext, nlist)
+        nlist, widths = trim_neighbor_list(self.exclude_pairs(atype_ext, nlist), self.get_sel())
+        diff = pair_displacements(xp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist)
+        atom_energy, mask, pair_grad, diff = self.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam,
+                                                                            True, widths)
         force, virial, atom_virial = forces_and_virials(pair_grad, diff, nlist, mapping, do_atomic_virial)
         out = {
             "atom_energy": atom_energy,
@@ -123,16 +125,18 @@ class EnergyModel:
         return self.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam, need_grad)
 
     def atomic_energy_from_pairs(self, diff: Array, atype_ext: Array, nlist: Array, fparam: Array | None = None,
-                                 aparam: Array | None = None, need_grad: bool = False):
+                                 aparam: Array | None = None, need_grad: bool = False,
+                                 widths: list[int] | None = None):
         """:meth:`atomic_energy` from pair displacements (nf, nloc, nnei, 3), Å.
 
-        ``nlist`` must already have ``pair_exclude_types`` removed (:meth:`exclude_pairs`).
+        ``nlist`` must already have ``pair_exclude_types`` removed (:meth:`exclude_pairs`);
+        ``widths`` as returned with a list trimmed by :func:`dpmodel.neighbor.trim_neighbor_list`.
         Backends differentiate this function with respect to ``diff``.
         """
         xp = array_namespace(diff, atype_ext, nlist)
         nloc = nlist.shape[1]
         safe_ext = xp.where(atype_ext >= 0, atype_ext, xp.zeros_like(atype_ext))
-        descriptor, cache = self.descriptor.forward_pairs(diff, safe_ext, nlist, need_grad)
+        descriptor, cache = self.descriptor.forward_pairs(diff, safe_ext, nlist, need_grad, widths)
         atype = safe_ext[:, :nloc]
         energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad)
         bias = xp.take(as_array(xp, self.out_bias[0, :, 0], descriptor), xp.reshape(atype, (-1,)))

@@ -165,6 +165,37 @@ def split_by_type(nlist: Array, atype_ext: Array, sel: list[int]) -> Array:
     return xp.concat(blocks, axis=-1)
 
 
+def trim_neighbor_list(nlist: Array, sel: list[int]) -> tuple[Array, list[int]]:
+    """Drop the trailing slots of each type block that are padding in every row.
+
+    The slots dropped hold no neighbour, so they contribute only a constant per centre
+    type to the descriptor (:meth:`dpmodel.descriptor.DescrptSeR.forward_pairs` adds it
+    back from ``widths``); every per-pair array shrinks accordingly. Needs a concrete
+    (not traced) ``nlist``.
+
+    Parameters
+    ----------
+    nlist : shape (nf, nloc, sum(sel)), int; type-split, -1 for padding
+    sel : slots per neighbour type
+
+    Returns
+    -------
+    trimmed : shape (nf, nloc, sum(widths)); the first ``widths[t]`` slots of block ``t``
+    widths : kept slots per type, ``widths[t] <= sel[t]``
+    """
+    xp = array_namespace(nlist)
+    blocks, widths, start = [], [], 0
+    for width in sel:
+        block = nlist[..., start:start + width]
+        position = xp.reshape(xp.arange(1, width + 1, dtype=nlist.dtype), (1, 1, width))
+        last = xp.where(block >= 0, position, xp.zeros_like(block))
+        used = int(xp.max(last)) if math.prod(last.shape) else 0
+        blocks.append(block[..., :used])
+        widths.append(used)
+        start += width
+    return xp.concat(blocks, axis=-1), widths
+
+
 def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int],
                   method: str = "auto") -> tuple[Array, Array, Array, Array]:
     """Wrap, extend with ghosts and build the neighbour list in one call.

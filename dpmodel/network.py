@@ -83,6 +83,11 @@ class Layer:
     def num_out(self) -> int:
         return int(self.w.shape[1])
 
+    @property
+    def has_skip(self) -> bool:
+        """Whether the layer adds ``x`` (out = in) or ``concat([x, x])`` (out = 2 in)."""
+        return self.resnet and self.num_out in (self.num_in, 2 * self.num_in)
+
     def skip(self, x: Array) -> Array | None:
         """The skip-connection term for input ``x``, or ``None`` without one."""
         if not self.resnet:
@@ -92,6 +97,19 @@ class Layer:
         if self.num_out == 2 * self.num_in:
             return array_namespace(x).concat([x, x], axis=-1)
         return None
+
+    def add_skip(self, y: Array, x: Array) -> Array:
+        """``y`` plus the skip-connection term of input ``x`` (``y`` itself without one)."""
+        if not self.resnet:
+            return y
+        if self.num_out == self.num_in:
+            return y + x
+        if self.num_out == 2 * self.num_in:  # y + concat([x, x]) without building the concatenation
+            xp = array_namespace(y)
+            lead = tuple(y.shape[:-1])
+            paired = xp.reshape(y, (*lead, 2, self.num_in)) + xp.reshape(x, (*lead, 1, self.num_in))
+            return xp.reshape(paired, (*lead, self.num_out))
+        return y
 
     def linear(self, x: Array) -> Array:
         """Pre-activation ``x @ w + b``; ``x`` of shape (..., num_in)."""
@@ -106,9 +124,7 @@ class Layer:
     def call(self, x: Array) -> Array:
         """Forward pass, ``x`` of shape (..., num_in) to (..., num_out)."""
         (y,) = apply_activation(self.activation_function, self.linear(x))
-        y = self.scale(y)
-        skip = self.skip(x)
-        return y if skip is None else y + skip
+        return self.add_skip(self.scale(y), x)
 
     def serialize(self) -> dict:
         return {
@@ -176,14 +192,15 @@ class LayerStack:
         for layer in self.layers:
             z = layer.linear(tangents[0])
             w = as_array(xp, layer.w, x)
-            dz = [matmul_2d(xp, t, w) for t in tangents[1:]]
+            if tangents[0] is x and layer.num_in == 1:  # d(x w)/dx = w, d2(x w)/dx2 = 0
+                dz = [xp.broadcast_to(w[0, :], z.shape), xp.zeros_like(z)][:order]
+            else:
+                dz = [matmul_2d(xp, t, w) for t in tangents[1:]]
             phi = apply_activation(layer.activation_function, z, order)
             out = [phi[0], phi[1] * dz[0]]
             if order == 2:
                 out.append(phi[2] * dz[0] * dz[0] + phi[1] * dz[1])
-            out = [layer.scale(o) for o in out]
-            skips = [layer.skip(t) for t in tangents]
-            tangents = [o if s is None else o + s for o, s in zip(out, skips)]
+            tangents = [layer.add_skip(layer.scale(o), t) for o, t in zip(out, tangents)]
         return tuple(tangents)
 
     def call_with_input_grad(self, x: Array, grad_out: Array) -> tuple[Array, Array]:
@@ -205,13 +222,12 @@ class LayerStack:
             z = layer.linear(x)
             value, slope = apply_activation(layer.activation_function, z, 1)
             saved.append((layer, x, slope))
-            skip = layer.skip(x)
-            x = layer.scale(value) if skip is None else layer.scale(value) + skip
+            x = layer.add_skip(layer.scale(value), x)
         y, grad = x, grad_out
-        for layer, inp, slope in reversed(saved):
+        for layer, _, slope in reversed(saved):
             w = as_array(xp, layer.w, grad)
             grad_in = matmul_2d(xp, layer.scale(grad) * slope, xp.matrix_transpose(w))
-            if layer.skip(inp) is not None:
+            if layer.has_skip:
                 n = layer.num_in
                 grad_in = grad_in + (grad if layer.num_out == n else grad[..., :n] + grad[..., n:])
             grad = grad_in
