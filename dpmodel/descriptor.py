@@ -170,11 +170,11 @@ class DescrptSeR:
         diff = xp.astype(diff, dtype_of(xp, self.precision))
         env = radial_env(diff, nlist, self.rcut, self.rcut_smth, self.env_protection)
         atype_loc = atype_ext[:, :nloc]
-        davg, dstd = self.davg, self.dstd
+        davg, dstd = as_array(xp, self.davg, diff), as_array(xp, self.dstd, diff)
         if widths != list(self.sel):
-            slots = self._kept_slots(widths)
-            davg, dstd = davg[:, slots], dstd[:, slots]
-        s_hat, inv_std = normalize_env(env.s, atype_loc, as_array(xp, davg, diff), as_array(xp, dstd, diff))
+            slots = as_array(xp, self._kept_slots(widths), nlist)
+            davg, dstd = xp.take(davg, slots, axis=1), xp.take(dstd, slots, axis=1)
+        s_hat, inv_std = normalize_env(env.s, atype_loc, davg, dstd)
         mask = self.exclusion_mask(atype_ext, nlist)
         s_hat = s_hat * mask
         descriptor, slope = self.embed(s_hat, atype_loc, need_grad, widths)

@@ -1,7 +1,7 @@
 """Energy, forces and virials of a torch :class:`~backends.pt.modules.EnergyModel` by autograd.
 
 The energy is dpmodel's ``atomic_energy_from_pairs`` of the pair displacements
-``diff``; one ``torch.autograd.grad`` gives :math:`\\partial E/\\partial\\mathbf d_{ij}` and
+``diff`` (of the neighbour list trimmed of its all-padding tails); one ``torch.autograd.grad`` gives :math:`\\partial E/\\partial\\mathbf d_{ij}` and
 :func:`dpmodel.forces.forces_and_virials` folds it into forces, virial and atomic virial.
 """
 
@@ -16,7 +16,7 @@ import torch
 from dpmodel import xp as dpxp
 from dpmodel.env_mat import pair_displacements
 from dpmodel.forces import forces_and_virials
-from dpmodel.neighbor import neighbor_data
+from dpmodel.neighbor import neighbor_data, trim_neighbor_list
 
 
 def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch.Tensor:
@@ -49,10 +49,10 @@ def evaluate_lower(model: Any, coord_ext: torch.Tensor, atype_ext: torch.Tensor,
     (nf, nloc, 9); float64, detached unless ``create_graph``.
     """
     nf = nlist.shape[0]
-    nlist = model.exclude_pairs(atype_ext, nlist)
+    nlist, widths = trim_neighbor_list(model.exclude_pairs(atype_ext, nlist), model.get_sel())
     with torch.enable_grad():
         diff = pair_displacements(torch.reshape(coord_ext, (nf, -1, 3)), nlist).detach().requires_grad_(True)
-        atom_energy, mask = model.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam)
+        atom_energy, mask = model.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam, widths=widths)
         energy = torch.sum(atom_energy, dim=1)
         (pair_grad,) = torch.autograd.grad(energy.sum(), diff, create_graph=create_graph)
     force, virial, atom_virial = forces_and_virials(pair_grad, diff, nlist, mapping, do_atomic_virial)
