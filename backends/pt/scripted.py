@@ -1,8 +1,9 @@
 """The TorchScript program inside a ``.pth`` file.
 
-TorchScript cannot compile dpmodel's array-API code, so this module is the one native
-port in the backend, limited to what a deployed ``.pth`` needs: the forward pass of
-the energy model and its neighbour list. Every constant (cut-offs, ``sel``, statistics,
+TorchScript cannot compile dpmodel's array-API code, so this module (with
+:mod:`backends.pt.scripted_table` for compressed nets) is the one native port in the
+backend, limited to what a deployed ``.pth`` needs: the forward pass of the energy
+model and its neighbour list. Every constant (cut-offs, ``sel``, statistics,
 weights, exclusion tables, skip-connection rules, scale factors) is read from a dpmodel
 object at build time; the program is trusted only through ``tests/pt``, which compare
 it with dpmodel on varied systems and options. Forces come from ``torch.autograd.grad``.
@@ -16,8 +17,9 @@ The scripted module follows DeePMD-kit's ``.pth`` interface::
 plus ``get_rcut``, ``get_type_map``, ``get_sel``, ``get_dim_fparam``, ``get_dim_aparam`` and
 ``get_model_def_script``. Like DeePMD-kit's, it must be called with gradients enabled.
 A compressed model (descriptor ``@version`` 3) keeps its tables in the archive's
-``model.json`` and in the torch module, but this program evaluates the exact embedding
-nets (the tables' lookup is not ported).
+``model.json``, and this program evaluates them as dpmodel does, in
+:mod:`backends.pt.scripted_table` (value and linear continuation; the ``check_frequency``
+overflow warnings are not ported). Embedding nets without a table run as nets.
 """
 
 
@@ -27,9 +29,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from backends.pt.scripted_table import ScriptTable
 from dpmodel.activation import canonical_activation
 from dpmodel.descriptor import RES_RESCALE
 from dpmodel.precision import numpy_dtype
+from dpmodel.table import TabulatedEmbedding
 
 _ACTIVATIONS = ("none", "linear", "tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu")
 
@@ -108,8 +112,27 @@ def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
     return torch.from_numpy(table.reshape(-1))
 
 
+class ScriptSlotSum(torch.nn.Module):
+    """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng)."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = ScriptNet(net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sum(self.net(x), dim=2)
+
+
+def _embedding(net, table: TabulatedEmbedding | None) -> torch.nn.Module:
+    """What embeds one neighbour type, as dpmodel ``DescrptSeR.embedding``: its table if any, else the net.
+
+    Both return the sum over the type's slots, (nf, nloc, ng).
+    """
+    return ScriptSlotSum(net) if table is None else ScriptTable(table)
+
+
 class ScriptDescriptor(torch.nn.Module):
-    """dpmodel ``DescrptSeR.forward_pairs`` (``type_one_side``) for TorchScript."""
+    """dpmodel ``DescrptSeR.forward_pairs`` (``type_one_side``) for TorchScript; tables where compressed."""
 
     sections: List[int]
 
@@ -123,7 +146,10 @@ class ScriptDescriptor(torch.nn.Module):
         self.register_buffer("dstd", _tensor(desc.dstd))
         pairs = desc.exclude_types if desc.type_one_side else []
         self.register_buffer("exclude", _pair_table(desc.ntypes, pairs, desc.davg.dtype))
-        self.embeddings = torch.nn.ModuleList([ScriptNet(desc.embeddings[(t,)]) for t in range(desc.ntypes)])
+        tables = desc.tables or [None] * len(desc.embeddings.networks)
+        keys = [(t,) for t in range(desc.ntypes)]
+        self.embeddings = torch.nn.ModuleList([_embedding(desc.embeddings[key], tables[desc.embeddings.flat_index(key)])
+                                               for key in keys])
 
     def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, nnei, 3).
@@ -148,9 +174,8 @@ class ScriptDescriptor(torch.nn.Module):
         mask = torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, self.nnei)
         s_hat = (s - mean) / std * mask
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
-        for tj, net in enumerate(self.embeddings):
-            block = s_hat[:, :, self.sections[tj]:self.sections[tj + 1], None]
-            value = torch.sum(net(block), dim=2)
+        for tj, embed in enumerate(self.embeddings):
+            value = embed(s_hat[:, :, self.sections[tj]:self.sections[tj + 1], None])
             total = value if tj == 0 else total + value
         return (total * self.scale).to(torch.float64)
 

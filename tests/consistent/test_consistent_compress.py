@@ -26,8 +26,6 @@ CASES = [
     Case("compress_two_side", descriptor={"type_one_side": False, "exclude_types": [[0, 1]]}),
 ]
 OUTPUTS = ("energy", "force", "virial", "atom_energy")
-#: known gaps: adapters that evaluate the nets kept beside the tables (correct to ~1e-12, not compressed)
-NO_TABLES = {"pt-script": "the TorchScript program of .pth files (backends/pt/scripted.py) runs the nets"}
 MIN_DIST = 0.9
 
 
@@ -60,15 +58,13 @@ def _backend(name: str) -> Backend:
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=[b.name for b in BACKENDS])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_backend_evaluates_the_serialized_tables(case, backend, tmp_path, request):
+def test_backend_evaluates_the_serialized_tables(case, backend, tmp_path):
     if backend.missing():
         pytest.skip(backend.missing())
     if not all(is_supported(o, v, backend.capability) for o, v in case.options.items()):
         with pytest.raises(UnsupportedOptionError):
             evaluate(backend, compressed(case), case, tmp_path)
         return
-    if backend.name in NO_TABLES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NO_TABLES[backend.name]))
     want = reference(case, tmp_path / "ref")
     natoms = case.system().atype.shape[1]
     got = evaluate(backend, compressed(case, 1.01), case, tmp_path / "scaled")

@@ -1,13 +1,20 @@
 """The TorchScript program of ``.pth`` files against dpmodel, on inputs unlike the build example."""
 
+import dataclasses
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from backends.pt.scripted import ScriptLayer, script_model
+from backends.pt.scripted_table import ScriptTable
 from dpmodel.activation import ACTIVATIONS
+from dpmodel.compress import compress_model_dict
+from dpmodel.model import EnergyModel
 from dpmodel.network import Layer
 from dpmodel.neighbor import neighbor_data
+from dpmodel.registry import save_model_file
 from pt_helpers import CASES, SYSTEMS, TOL, build, compare_outputs, precision, tensor
 from systems import random_system
 
@@ -76,3 +83,72 @@ def test_program_metadata_and_missing_fparam():
         program(tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box))
     with torch.no_grad(), pytest.raises(torch.jit.Error, match="gradients enabled"):
         program(tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box))
+
+
+# ---------------------------------------------------------------------- compressed models
+def _compressed_model(case: str = "resnet_dt"):
+    """A compressed model, a system with one pair (0.42 Å) closer than its ``min_nbor_dist`` (1 Å)
+    so that the pair's environment lies beyond the tables' bound, and the compressed dict."""
+    model, system, *_ = build(case, "triclinic")
+    system.coord[:, 1] = system.coord[:, 0] + np.array([0.35, 0.2, 0.1])
+    data = compress_model_dict(model.serialize(), 1.0, step=0.01, extrapolate=1.2)
+    return EnergyModel.deserialize(data), system, data
+
+
+def test_table_matches_dpmodel_inside_at_the_ends_and_beyond():
+    """Value summed over slots and autograd slope of every slot, against ``call_with_derivatives``."""
+    model, *_ = _compressed_model()
+    table = model.descriptor.tables[1]
+    info = table.info
+    knots = [info.lower, info.upper, info.bound, info.lower + 7 * info.stride1, info.upper + 3 * info.stride2]
+    x = np.concatenate([knots, [info.lower - 2.5, info.lower - 1e-3, info.bound + 1e-3, info.bound + 7.0],
+                        np.random.default_rng(0).uniform(info.lower, info.bound, 33)]).reshape(3, 2, 7, 1)
+    value, slope = table.call_with_derivatives(x, 1)
+    weight = np.random.default_rng(1).normal(size=table.ng)
+    program = torch.jit.script(ScriptTable(table))
+    xt = torch.tensor(x, requires_grad=True)
+    out = program(xt)
+    (grad,) = torch.autograd.grad([torch.sum(out * torch.tensor(weight))], [xt])
+    np.testing.assert_allclose(out.detach().numpy(), value.sum(axis=2), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(grad.numpy()[..., 0], slope @ weight, rtol=1e-12, atol=1e-10)
+    assert program(torch.zeros(2, 3, 0, 1, dtype=torch.float64)).shape == (2, 3, table.ng)
+
+
+def test_compressed_pth_matches_dpmodel_beyond_the_table(tmp_path, caplog):
+    """``torch.jit.load`` of a compressed ``.pth`` gives dpmodel's compressed outputs, also for a pair
+    beyond the tables (linear continuation), and forces that are the gradient of its energy."""
+    model, system, data = _compressed_model()
+    with caplog.at_level(logging.WARNING, logger="dpmodel.table"):
+        for table in model.descriptor.tables:
+            table.info = dataclasses.replace(table.info, check_frequency=1)
+        expected = model.call(system.coord, system.atype, system.box, do_atomic_virial=True)
+    assert sum(table.overflow for table in model.descriptor.tables) > 0, "no input beyond the tables"
+    plain = EnergyModel.deserialize({**data, "descriptor": {**data["descriptor"], "@version": 2, "compress": None}})
+    assert np.abs(plain.call(system.coord, system.atype, system.box)["force"] - expected["force"]).max() > 1e-3
+    save_model_file(tmp_path / "model.pth", {"model": data})
+    program = torch.jit.load(str(tmp_path / "model.pth"))
+    coord, atype, box = tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box)
+    compare_outputs(program(coord, atype, box, None, None, True), expected, 1e-10)
+    # forces against central differences of the energy, the close pair's atoms included
+    force = program(coord, atype, box)["force"].numpy()
+    step = 1e-5
+    for atom in (0, 1, 5):
+        for axis in range(3):
+            energies = []
+            for sign in (1.0, -1.0):
+                moved = system.coord.copy()
+                moved[:, atom, axis] += sign * step
+                energies.append(program(tensor(moved), atype, box)["energy"].numpy()[:, 0])
+            np.testing.assert_allclose(-(energies[0] - energies[1]) / (2 * step), force[:, atom, axis],
+                                       rtol=1e-6, atol=1e-7, err_msg=f"atom {atom} axis {axis}")
+
+
+def test_program_runs_the_nets_without_a_table():
+    """A ``None`` table entry (an untabulated net) runs the net, beside tables of the other types."""
+    model, system, _ = _compressed_model("exclude_types")
+    model.descriptor.tables[0] = None
+    expected = model.call(system.coord, system.atype, system.box, do_atomic_virial=True)
+    program = script_model(model)
+    assert ["rows" in dict(m.named_buffers()) for m in program.descriptor.embeddings] == [False, True]
+    out = program(tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box), None, None, True)
+    compare_outputs(out, expected, 1e-10)
