@@ -1,12 +1,13 @@
 """Compressed vs uncompressed inference on 192-atom water, every installed backend, one run.
 
 Usage: ``python benchmarks/compress.py [--frames 1 4] [--repeat 5] [--model water.dp | --neuron 25 50 100]
-[--backends dpmodel pt]``.
+[--backends dpmodel pt] [--write-docs]``.
 One water model (``--model``, else the one of ``benchmarks/infer.py``) is compressed
 with ``dp compress``'s defaults (``min_nbor_dist`` from ``../shared/data/water/data_0``),
 both versions are written in each installed backend's default format and evaluated
 through ``DeepPot`` (energy, forces and virial) and ``DeepPot.eval_descriptor``. Prints
-ms/frame, the speed-up of compression and the largest differences it causes.
+ms/frame, the speed-up of compression and the largest differences it causes;
+``--write-docs`` also stores them as this script's section of ``docs/benchmarks/results.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WATER, median_time, table, water_frames
+from common import WATER, median_time, table, water_frames, write_docs_section
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
 from dpmodel.data import DeepmdSystem
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=None, help="backend names (default: all installed)")
     parser.add_argument("--neuron", type=int, nargs="+", default=None,
                         help="embedding widths of a seeded water model instead of the default model (e.g. 25 50 100)")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="also write this section of docs/benchmarks/results.md")
     args = parser.parse_args()
     coord, box, atype = water_frames(max(args.frames))
     distance = neighbor_stat([DeepmdSystem(WATER / "data_0", ["O", "H"])], 6.0, 2).min_dist
@@ -102,9 +105,14 @@ def main() -> None:
             rows.append({"backend": f"{info.name} speed-up", **{k: v for k, v in zip(base, speed.values())},
                          "note": ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())})
     columns = ["backend", *[f"E+F+V {nf} frame" for nf in args.frames], "descriptor", "note"]
-    print(f"192-atom water, min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
-          "(speed-up rows: plain / compressed)")
+    intro = (f"192-atom water, min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
+             "(speed-up rows: plain / compressed)")
+    print(intro)
     print(table(rows, columns))
+    if args.write_docs:
+        body = (f"{intro}; median of {args.repeat} alternating runs after 2 warm-up calls, "
+                f"through `DeepPot`.\n\n{table(rows, columns)}")
+        print(f"wrote {write_docs_section('compress', 'Compressed vs plain models', body)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/train_water.py [--steps 2000] [--backend pt] [--deepmd] [--workdir DIR]
+    python benchmarks/train_water.py [--steps 2000] [--backend pt] [--deepmd] [--workdir DIR] [--write-docs]
 
 The input is DeePMD-kit's ``examples/water/se_e2_r/input.json`` unchanged except for
 ``numb_steps`` and the data paths (``../shared/data/water``: ``data_0..2`` train,
@@ -13,6 +13,8 @@ DeePMD-kit 3.2.0 (interpreter ``$DEEPMD_PYTHON`` or ``../dpvenv/bin/python``, Py
 checkpoint is converted to ``.dp`` with DeePMD-kit's own ``convert-backend`` and tested
 by the same ``dp test``, so both numbers come from one evaluation code.
 Both runs use the default device of their framework (a GPU when present).
+``--write-docs`` also stores the table as this script's section of
+``docs/benchmarks/results.md`` (see ``common.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CXX_OP_STUB, DEEPMD_PYTHON, WATER
+from common import CXX_OP_STUB, DEEPMD_PYTHON, WATER, table, write_docs_section
 
 #: DeePMD-kit's ``dp`` main under its interpreter, with the C++-op loader stubbed as in common.py
 DEEPMD_MAIN = CXX_OP_STUB + "from deepmd.main import main\nsys.argv[0] = 'dp'\nsys.exit(main())\n"
@@ -125,6 +127,8 @@ def main() -> None:
     parser.add_argument("--deepmd", action="store_true", help=f"also train with DeePMD-kit ({DEEPMD_PYTHON})")
     parser.add_argument("--data", type=Path, default=WATER, help="the water data (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-water")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="also write this section of docs/benchmarks/results.md")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the water data at {args.data} (../shared/data/water beside the checkout, or --data)")
@@ -136,9 +140,22 @@ def main() -> None:
     for row in rows:
         print(f"{row['run']:<24}{row['lcurve_rmse_f_val']:>20.4f}{row['test_rmse_f']:>14.4f}"
               f"{row['s_per_step']:>10.4f}{row['wall_s']:>10.1f}")
+    ratio = ""
     if len(rows) == 2:
-        print(f"ratio dpmodel / DeePMD-kit (test rmse_f): {rows[0]['test_rmse_f'] / rows[1]['test_rmse_f']:.3f} "
-              "(acceptance: <= 1.1)")
+        ratio = (f"ratio dpmodel / DeePMD-kit (test rmse_f): {rows[0]['test_rmse_f'] / rows[1]['test_rmse_f']:.3f} "
+                 "(acceptance: <= 1.1)")
+        print(ratio)
+    if args.write_docs:
+        columns = {"run": "run", "lcurve_rmse_f_val": "rmse_f_val (lcurve)", "test_rmse_f": "test rmse_f",
+                   "s_per_step": "s/step", "wall_s": "wall s"}
+        body = (f"DeePMD-kit's `examples/water/se_e2_r` input, {args.steps} steps (`data_0..2` train, `data_3` "
+                "validates); force RMSE in eV/Å (test: every frame of `data_3`, by this project's `dp test`); "
+                "s/step is the trainer's own average when it prints one, else wall time / steps. Default device "
+                "of each framework.\n\n"
+                + table([{columns[k]: v for k, v in row.items()} for row in rows], list(columns.values()))
+                + (f"\n{ratio}\n" if ratio else ""))
+        path = write_docs_section("train_water", "Training the se_e2_r water example", body, deepmd=args.deepmd)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ Everything that code already knows is generated, never copied by hand:
 - ``cli.md``: the command-line reference, walked from the ``argparse`` parser of
   :mod:`dpmodel.cli`;
 - ``api/*.rst``: one autodoc page per public module of ``dpmodel`` and ``backends``;
-- ``benchmarks.md``: a copy of ``docs/benchmarks/results.md`` written by ``benchmarks/``,
-  or a clearly labelled placeholder when no results were produced yet.
+- ``benchmarks.md``: a copy of ``docs/benchmarks/results.md`` written by ``benchmarks/``
+  (``--write-docs``; relative image paths rewritten for ``docs/benchmarks.md``), or a
+  clearly labelled placeholder when no results were produced yet.
 
 Files go to ``docs/_generated/`` (not version controlled) and are rewritten only when
 their content changes. A generator that cannot import what it documents raises
@@ -331,8 +332,10 @@ _IMAGE_DIRECTIVE = re.compile(r"^(\s*(?:`{3,}|:{3,})\{(?:image|figure)\}\s+)(?!h
 def benchmarks_markdown(srcdir: Path) -> str:
     """The results written by ``benchmarks/``, or a labelled placeholder saying how to produce them.
 
-    The results file is copied with its relative image paths rewritten for
-    ``docs/benchmarks.md``, the page that includes this file.
+    The results file is copied with its relative image paths (relative to
+    ``docs/benchmarks/``, where ``benchmarks/common.py`` writes it and the plot) rewritten
+    for ``docs/benchmarks.md``, the page that includes this file: MyST resolves the paths
+    of an included file against the including page.
     """
     results = srcdir / BENCHMARK_RESULTS
     if results.exists():
@@ -342,8 +345,8 @@ def benchmarks_markdown(srcdir: Path) -> str:
     return (
         "```{admonition} Placeholder: no benchmark results yet\n:class: warning\n\n"
         f"`docs/{BENCHMARK_RESULTS}` does not exist, so this page shows no numbers. "
-        "Run the scripts in `benchmarks/` (see below) on the machine to be reported; "
-        f"they write `docs/{BENCHMARK_RESULTS}` (tables) and the plot next to it, and "
+        "Run the scripts in `benchmarks/` with `--write-docs` (see below) on the machine to be "
+        f"reported; they write `docs/{BENCHMARK_RESULTS}` (tables) and the plot next to it, and "
         "the next documentation build includes them here.\n```\n"
     )
 
