@@ -1,8 +1,9 @@
 """The TorchScript program inside a ``.pth`` file.
 
-TorchScript cannot compile dpmodel's array-API code, so this module (with
-:mod:`backends.pt.scripted_table` for compressed nets) is the one native port in the
-backend, limited to what a deployed ``.pth`` needs: the forward pass of the energy
+TorchScript cannot compile dpmodel's array-API code, so this module, with
+:mod:`backends.pt.scripted_neighbor` (ghost atoms and neighbour list) and
+:mod:`backends.pt.scripted_table` (compressed embedding nets), is the one native port in
+the backend, limited to what a deployed ``.pth`` needs: the forward pass of the energy
 model and its neighbour list. Every constant (cut-offs, ``sel``, statistics,
 weights, exclusion tables, skip-connection rules, scale factors) is read from a dpmodel
 object at build time; the program is trusted only through ``tests/pt``, which compare
@@ -29,6 +30,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from backends.pt.scripted_neighbor import ScriptNeighborList, neighbor_types, take_rows
 from backends.pt.scripted_table import ScriptTable
 from dpmodel.activation import canonical_activation
 from dpmodel.descriptor import RES_RESCALE
@@ -241,19 +243,6 @@ class ScriptFitting(torch.nn.Module):
         return energy * keep.to(torch.float64)[:, :, None]
 
 
-def _take_rows(array: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``out[f, k] = array[f, index[f, k]]`` for (nf, n, ...) ``array`` and (nf, m) ``index``."""
-    nf, n = array.shape[0], array.shape[1]
-    tail = array.shape[2:]
-    offset = torch.arange(nf, dtype=index.dtype, device=index.device)[:, None] * n
-    flat_shape = [nf * n]
-    flat_shape.extend(tail)
-    out = torch.index_select(array.reshape(flat_shape), 0, (index + offset).reshape(-1))
-    shape = [nf, index.shape[1]]
-    shape.extend(tail)
-    return out.reshape(shape)
-
-
 class ScriptModel(torch.nn.Module):
     """dpmodel ``EnergyModel`` (all-pairs neighbour list, autograd forces) for TorchScript."""
 
@@ -264,13 +253,14 @@ class ScriptModel(torch.nn.Module):
     def __init__(self, model, model_def_script: str = "") -> None:
         super().__init__()
         desc = model.descriptor
-        self.rcut, self.sel, self.nsel, self.ntypes = desc.rcut, list(desc.sel), desc.nnei, desc.ntypes
+        self.rcut, self.sel, self.ntypes = desc.rcut, list(desc.sel), desc.ntypes
         self.type_map = list(model.type_map)
         self.atom_exclude_types = [int(t) for t in model.atom_exclude_types]
         self.dim_fparam, self.dim_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
         self.model_def_script = model_def_script
         self.register_buffer("pair_keep", _pair_table(desc.ntypes, model.pair_exclude_types, np.bool_))
         self.register_buffer("out_bias", _tensor(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
+        self.neighbors = ScriptNeighborList(desc.rcut, desc.sel, desc.ntypes)
         self.descriptor = ScriptDescriptor(desc)
         self.fitting = ScriptFitting(model.fitting)
 
@@ -306,122 +296,8 @@ class ScriptModel(torch.nn.Module):
         ``atype`` (nf, nloc) and ``box`` (nf, 9) Å or None."""
         nf, nloc = atype.shape[0], atype.shape[1]
         coord = coord.to(torch.float64).reshape(nf, nloc, 3)
-        if box is None:
-            coord_ext, atype_ext = coord, atype
-            mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device)[None, :].expand(nf, nloc)
-        else:
-            cell = box.to(torch.float64).reshape(nf, 3, 3)
-            coord_ext, atype_ext, mapping = self.extend(self.wrap(coord, cell), atype, cell)
-        nlist = self.neighbor_list(coord_ext, atype_ext, nloc)
+        coord_ext, atype_ext, mapping, nlist = self.neighbors(coord, atype, box)
         return self.forward_lower(coord_ext, atype_ext, nlist, mapping, fparam, aparam, do_atomic_virial)
-
-    def wrap(self, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        frac = torch.matmul(coord, torch.linalg.inv(cell))
-        frac = frac - torch.floor(frac)
-        frac = torch.where(frac >= 1.0, frac - 1.0, frac)
-        return torch.matmul(frac, cell)
-
-    def extend(self, coord: torch.Tensor, atype: torch.Tensor, cell: torch.Tensor):
-        """Ghost atoms as dpmodel ``extend_coord_with_ghosts`` (shift-major, shifts sorted by norm),
-        less those farther than ``rcut`` from the cell in every frame.
-
-        A ghost is kept where each fractional coordinate lies within ``rcut / h_k`` of
-        [0, 1] (``h_k`` the cell height across face ``k``), which every ghost within ``rcut``
-        of a (wrapped) local atom does; the kept ones stay in dpmodel's order, so the
-        neighbour lists name the same atoms in the same order.
-        """
-        nf, nloc = atype.shape[0], atype.shape[1]
-        a, b, c = cell[:, 0, :], cell[:, 1, :], cell[:, 2, :]
-        volume = torch.abs(torch.sum(a * torch.linalg.cross(b, c), dim=-1))
-        areas = torch.stack([torch.linalg.vector_norm(torch.linalg.cross(b, c), dim=-1),
-                             torch.linalg.vector_norm(torch.linalg.cross(c, a), dim=-1),
-                             torch.linalg.vector_norm(torch.linalg.cross(a, b), dim=-1)], dim=-1)
-        nbuff: List[int] = torch.ceil(self.rcut / (volume[:, None] / areas)).to(torch.int64).amax(dim=0).tolist()
-        axes = [torch.arange(-n, n + 1, dtype=torch.int64, device=coord.device) for n in nbuff]
-        grid = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=-1).reshape(-1, 3)
-        order = torch.argsort(torch.sum(grid * grid, dim=-1), stable=True)
-        shifts = torch.index_select(grid, 0, order).to(torch.float64)
-        ns = shifts.shape[0]
-        shift_vec = torch.matmul(shifts, cell)
-        coord_ext = (coord[:, None, :, :] + shift_vec[:, :, None, :]).reshape(nf, ns * nloc, 3)
-        atype_ext = atype[:, None, :].expand(nf, ns, nloc).reshape(nf, ns * nloc)
-        mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device).repeat(ns)[None, :].expand(nf, ns * nloc)
-        frac = torch.matmul(coord, torch.linalg.inv(cell))[:, None, :, :] + shifts[None, :, None, :]
-        margin = (self.rcut / (volume[:, None] / areas) + 1e-6)[:, None, None, :]
-        near = torch.all((frac >= -margin) & (frac <= 1.0 + margin), dim=-1).reshape(nf, ns * nloc)
-        near = torch.any(near, dim=0)
-        near[:nloc] = True  # the local atoms (shift 0) whatever their coordinates
-        kept = torch.nonzero(near)[:, 0]
-        return (torch.index_select(coord_ext, 1, kept), torch.index_select(atype_ext, 1, kept),
-                torch.index_select(mapping, 1, kept))
-
-    def neighbor_list(self, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nloc: int) -> torch.Tensor:
-        """Type-split neighbour list as dpmodel ``build_neighbor_list`` (all pairs).
-
-        The same list in less time: dpmodel sorts every row of the (nf, nloc, nall)
-        distances stably and drops the first entry (the atom itself, at distance -1) and
-        those beyond ``rcut``; here the atoms within ``rcut`` are first gathered in index
-        order, so a stable sort of them alone gives the same order.
-        """
-        nf, nall = atype_ext.shape[0], atype_ext.shape[1]
-        far = torch.max(coord_ext) + 2.0 * self.rcut
-        coord = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
-        squared = torch.zeros(0, dtype=coord.dtype, device=coord.device)
-        for k in range(3):  # x, y, z of coord_j - coord_i: faster than a sum over a last axis of 3
-            axis = coord[:, :, k]
-            part = axis[:, None, :] - axis[:, :nloc, None]
-            squared = part * part if k == 0 else squared + part * part
-        dist = torch.sqrt(squared) - torch.eye(nloc, nall, dtype=coord.dtype, device=coord.device)
-        order = self.candidates(dist.reshape(nf * nloc, nall)).reshape(nf, nloc, -1)
-        if order.shape[2] < self.nsel:
-            pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
-            order = torch.cat([order, pad], dim=-1)
-        order = order[:, :, :self.nsel]
-        real = order >= 0
-        safe = torch.where(real, order, torch.zeros_like(order))
-        d = _take_rows(dist.reshape(nf * nloc, nall), safe.reshape(nf * nloc, self.nsel)).reshape(nf, nloc, self.nsel)
-        keep = real & (d <= self.rcut) & (atype_ext[:, :nloc, None] >= 0)
-        nlist = torch.where(keep, order, torch.full_like(order, -1))
-        ntype = self.neighbor_types(atype_ext, nlist)
-        blocks: List[torch.Tensor] = []
-        for t, width in enumerate(self.sel):
-            is_t = ntype == t
-            pick = torch.argsort((~is_t).to(torch.int64), dim=-1, stable=True)
-            block = torch.where(torch.gather(is_t, 2, pick), torch.gather(nlist, 2, pick), torch.full_like(nlist, -1))
-            if block.shape[2] < width:
-                pad = torch.full([nf, nloc, width - block.shape[2]], -1, dtype=block.dtype, device=block.device)
-                block = torch.cat([block, pad], dim=-1)
-            blocks.append(block[:, :, :width])
-        return torch.cat(blocks, dim=-1)
-
-    def candidates(self, dist: torch.Tensor) -> torch.Tensor:
-        """Atoms within ``rcut`` of each row's atom, itself excluded, nearest first (ties: lower index).
-
-        ``dist`` (nrows, nall), Å, -1 for the atom itself; returns (nrows, max count) indices,
-        -1 after each row's last.
-        """
-        nrows = dist.shape[0]
-        within = (dist >= 0.0) & (dist <= self.rcut)
-        count = torch.sum(within, dim=1)
-        width = int(torch.max(count).item()) if nrows > 0 else 0
-        hits = torch.nonzero(within)  # (nhits, 2), row-major: index order within each row
-        row, column = hits[:, 0], hits[:, 1]
-        start = torch.cumsum(count, dim=0) - count
-        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=dist.device) - torch.index_select(start, 0, row)
-        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=dist.device)
-        packed = packed.index_copy(0, row * width + slot, column).reshape(nrows, width)
-        found = packed >= 0
-        near = torch.gather(dist, 1, torch.where(found, packed, torch.zeros_like(packed)))
-        near = torch.where(found, near, torch.full_like(near, float("inf")))
-        return torch.gather(packed, 1, torch.argsort(near, dim=1, stable=True))
-
-    def neighbor_types(self, atype_ext: torch.Tensor, nlist: torch.Tensor) -> torch.Tensor:
-        """Type of the atom in every slot, ``ntypes`` in padding slots; (nf, nloc, nnei)."""
-        nf, nloc, nnei = nlist.shape[0], nlist.shape[1], nlist.shape[2]
-        real = nlist >= 0
-        safe = torch.where(real, nlist, torch.zeros_like(nlist))
-        ntype = _take_rows(atype_ext[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei)
-        return torch.where(real, ntype, torch.full_like(ntype, self.ntypes))
 
     @torch.jit.export
     def forward_lower(self, extended_coord: torch.Tensor, extended_atype: torch.Tensor, nlist: torch.Tensor,
@@ -437,15 +313,15 @@ class ScriptModel(torch.nn.Module):
         atype = safe_ext[:, :nloc]
         # model pair_exclude_types on the original types (a virtual atom is never excluded)
         ctype = atype_loc[:, :, None].expand(nf, nloc, nnei)
-        otype = self.neighbor_types(extended_atype, nlist)
+        otype = neighbor_types(extended_atype, nlist, self.ntypes)
         index = torch.where((ctype >= 0) & (otype >= 0), ctype * (self.ntypes + 1) + otype,
                             torch.full_like(ctype, self.ntypes * (self.ntypes + 2)))
         keep_pair = torch.index_select(self.pair_keep, 0, index.reshape(-1)).reshape(nf, nloc, nnei)
         nlist = torch.where(keep_pair, nlist, torch.full_like(nlist, -1))
-        ntype = self.neighbor_types(safe_ext, nlist)
+        ntype = neighbor_types(safe_ext, nlist, self.ntypes)
         real = nlist >= 0
         safe = torch.where(real, nlist, torch.zeros_like(nlist))
-        neighbours = _take_rows(coord_ext, safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei, 3)
+        neighbours = take_rows(coord_ext, safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei, 3)
         diff = (neighbours - coord_ext[:, :nloc, None, :]) * real.to(torch.float64)[:, :, :, None]
         diff = diff.detach().requires_grad_(True)
         descriptor = self.descriptor(diff, atype, ntype, real)
@@ -459,7 +335,7 @@ class ScriptModel(torch.nn.Module):
         grads = torch.autograd.grad([torch.sum(energy)], [diff])
         pair_grad = grads[0]
         assert pair_grad is not None
-        owner = _take_rows(mapping.to(torch.int64)[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(-1)
+        owner = take_rows(mapping.to(torch.int64)[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(-1)
         segment = owner + (torch.arange(nf, dtype=torch.int64, device=owner.device) * nloc).repeat_interleave(nloc * nnei)
         received = torch.zeros([nf * nloc, 3], dtype=pair_grad.dtype, device=pair_grad.device)
         received = received.index_add(0, segment, pair_grad.reshape(-1, 3))

@@ -1,0 +1,169 @@
+"""The neighbour search of the TorchScript program inside a ``.pth`` file.
+
+:class:`ScriptNeighborList` gives what dpmodel's ``neighbor_data`` gives with the
+all-pairs method: wrapped coordinates, ghost atoms of periodic images, the mapping of
+every extended atom to its local atom, and the type-split neighbour list (the ``sum(sel)``
+nearest atoms within ``rcut``, ``sel[t]`` slots per neighbour type, nearest first, -1
+padding; virtual atoms, of type < 0, are nobody's neighbour and have none). Ghosts that
+cannot be within ``rcut`` of the cell are left out, and only the atoms within ``rcut``
+are sorted; the lists name the same atoms in the same order as dpmodel's.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+
+def take_rows(array: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``out[f, k] = array[f, index[f, k]]`` for (nf, n, ...) ``array`` and (nf, m) ``index``."""
+    nf, n = array.shape[0], array.shape[1]
+    tail = array.shape[2:]
+    offset = torch.arange(nf, dtype=index.dtype, device=index.device)[:, None] * n
+    flat_shape = [nf * n]
+    flat_shape.extend(tail)
+    out = torch.index_select(array.reshape(flat_shape), 0, (index + offset).reshape(-1))
+    shape = [nf, index.shape[1]]
+    shape.extend(tail)
+    return out.reshape(shape)
+
+
+def neighbor_types(atype_ext: torch.Tensor, nlist: torch.Tensor, ntypes: int) -> torch.Tensor:
+    """Type of the atom in every slot of ``nlist`` (nf, nloc, nnei), ``ntypes`` in padding slots."""
+    nf, nloc, nnei = nlist.shape[0], nlist.shape[1], nlist.shape[2]
+    real = nlist >= 0
+    safe = torch.where(real, nlist, torch.zeros_like(nlist))
+    ntype = take_rows(atype_ext[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei)
+    return torch.where(real, ntype, torch.full_like(ntype, ntypes))
+
+
+class ScriptNeighborList(torch.nn.Module):
+    """Extended atoms and type-split neighbour list of local atoms, for TorchScript.
+
+    Attributes
+    ----------
+    rcut : cut-off radius; Å
+    sel : slots per neighbour type; ``nsel = sum(sel)``
+    ntypes : number of atom types
+    """
+
+    sel: List[int]
+
+    def __init__(self, rcut: float, sel: List[int], ntypes: int) -> None:
+        super().__init__()
+        self.rcut, self.sel, self.nsel, self.ntypes = float(rcut), [int(s) for s in sel], int(sum(sel)), int(ntypes)
+
+    def forward(self, coord: torch.Tensor, atype: torch.Tensor,
+                box: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(coord_ext (nf, nall, 3) Å, atype_ext (nf, nall), mapping (nf, nall), nlist (nf, nloc, nsel))``
+        of ``coord`` (nf, nloc, 3) float64 Å, ``atype`` (nf, nloc) and ``box`` (nf, 9) Å or None (no periodicity)."""
+        nf, nloc = atype.shape[0], atype.shape[1]
+        if box is None:
+            coord_ext, atype_ext = coord, atype
+            mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device)[None, :].expand(nf, nloc)
+        else:
+            cell = box.to(torch.float64).reshape(nf, 3, 3)
+            coord_ext, atype_ext, mapping = self.extend(self.wrap(coord, cell), atype, cell)
+        return coord_ext, atype_ext, mapping, self.build(coord_ext, atype_ext, nloc)
+
+    def wrap(self, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """``coord`` (nf, nloc, 3) Å moved into the cell (nf, 3, 3): fractional coordinates in [0, 1)."""
+        frac = torch.matmul(coord, torch.linalg.inv(cell))
+        frac = frac - torch.floor(frac)
+        frac = torch.where(frac >= 1.0, frac - 1.0, frac)
+        return torch.matmul(frac, cell)
+
+    def extend(self, coord: torch.Tensor, atype: torch.Tensor,
+               cell: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Ghost atoms as dpmodel ``extend_coord_with_ghosts`` (shift-major, shifts sorted by norm),
+        less those farther than ``rcut`` from the cell in every frame.
+
+        A ghost is kept where each fractional coordinate lies within ``rcut / h_k`` of
+        [0, 1] (``h_k`` the cell height across face ``k``), which every ghost within ``rcut``
+        of a (wrapped) local atom does; the kept ones stay in dpmodel's order, so the
+        neighbour lists name the same atoms in the same order.
+        """
+        nf, nloc = atype.shape[0], atype.shape[1]
+        a, b, c = cell[:, 0, :], cell[:, 1, :], cell[:, 2, :]
+        volume = torch.abs(torch.sum(a * torch.linalg.cross(b, c), dim=-1))
+        areas = torch.stack([torch.linalg.vector_norm(torch.linalg.cross(b, c), dim=-1),
+                             torch.linalg.vector_norm(torch.linalg.cross(c, a), dim=-1),
+                             torch.linalg.vector_norm(torch.linalg.cross(a, b), dim=-1)], dim=-1)
+        nbuff: List[int] = torch.ceil(self.rcut / (volume[:, None] / areas)).to(torch.int64).amax(dim=0).tolist()
+        axes = [torch.arange(-n, n + 1, dtype=torch.int64, device=coord.device) for n in nbuff]
+        grid = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=-1).reshape(-1, 3)
+        order = torch.argsort(torch.sum(grid * grid, dim=-1), stable=True)
+        shifts = torch.index_select(grid, 0, order).to(torch.float64)
+        ns = shifts.shape[0]
+        shift_vec = torch.matmul(shifts, cell)
+        coord_ext = (coord[:, None, :, :] + shift_vec[:, :, None, :]).reshape(nf, ns * nloc, 3)
+        atype_ext = atype[:, None, :].expand(nf, ns, nloc).reshape(nf, ns * nloc)
+        mapping = torch.arange(nloc, dtype=torch.int64, device=coord.device).repeat(ns)[None, :].expand(nf, ns * nloc)
+        frac = torch.matmul(coord, torch.linalg.inv(cell))[:, None, :, :] + shifts[None, :, None, :]
+        margin = (self.rcut / (volume[:, None] / areas) + 1e-6)[:, None, None, :]
+        near = torch.all((frac >= -margin) & (frac <= 1.0 + margin), dim=-1).reshape(nf, ns * nloc)
+        near = torch.any(near, dim=0)
+        near[:nloc] = True  # the local atoms (shift 0) whatever their coordinates
+        kept = torch.nonzero(near)[:, 0]
+        return (torch.index_select(coord_ext, 1, kept), torch.index_select(atype_ext, 1, kept),
+                torch.index_select(mapping, 1, kept))
+
+    def build(self, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nloc: int) -> torch.Tensor:
+        """Type-split neighbour list (nf, nloc, nsel) as dpmodel ``build_neighbor_list`` (all pairs)
+        of ``coord_ext`` (nf, nall, 3) Å and ``atype_ext`` (nf, nall); the first ``nloc`` atoms are local.
+
+        The same list in less time: dpmodel sorts every row of the (nf, nloc, nall)
+        distances stably and drops the first entry (the atom itself, at distance -1) and
+        those beyond ``rcut``; here the atoms within ``rcut`` are first gathered in index
+        order, so a stable sort of them alone gives the same order.
+        """
+        nf, nall = atype_ext.shape[0], atype_ext.shape[1]
+        far = torch.max(coord_ext) + 2.0 * self.rcut
+        coord = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
+        squared = torch.zeros(0, dtype=coord.dtype, device=coord.device)
+        for k in range(3):  # x, y, z of coord_j - coord_i: faster than a sum over a last axis of 3
+            axis = coord[:, :, k]
+            part = axis[:, None, :] - axis[:, :nloc, None]
+            squared = part * part if k == 0 else squared + part * part
+        dist = torch.sqrt(squared) - torch.eye(nloc, nall, dtype=coord.dtype, device=coord.device)
+        order = self.candidates(dist.reshape(nf * nloc, nall)).reshape(nf, nloc, -1)
+        if order.shape[2] < self.nsel:
+            pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
+            order = torch.cat([order, pad], dim=-1)
+        order = order[:, :, :self.nsel]
+        real = order >= 0
+        safe = torch.where(real, order, torch.zeros_like(order))
+        d = take_rows(dist.reshape(nf * nloc, nall), safe.reshape(nf * nloc, self.nsel)).reshape(nf, nloc, self.nsel)
+        keep = real & (d <= self.rcut) & (atype_ext[:, :nloc, None] >= 0)
+        nlist = torch.where(keep, order, torch.full_like(order, -1))
+        ntype = neighbor_types(atype_ext, nlist, self.ntypes)
+        blocks: List[torch.Tensor] = []
+        for t, width in enumerate(self.sel):
+            is_t = ntype == t
+            pick = torch.argsort((~is_t).to(torch.int64), dim=-1, stable=True)
+            block = torch.where(torch.gather(is_t, 2, pick), torch.gather(nlist, 2, pick), torch.full_like(nlist, -1))
+            if block.shape[2] < width:
+                pad = torch.full([nf, nloc, width - block.shape[2]], -1, dtype=block.dtype, device=block.device)
+                block = torch.cat([block, pad], dim=-1)
+            blocks.append(block[:, :, :width])
+        return torch.cat(blocks, dim=-1)
+
+    def candidates(self, dist: torch.Tensor) -> torch.Tensor:
+        """Atoms within ``rcut`` of each row's atom, itself excluded, nearest first (ties: lower index).
+
+        ``dist`` (nrows, nall), Å, -1 for the atom itself; returns (nrows, max count) indices,
+        -1 after each row's last.
+        """
+        nrows = dist.shape[0]
+        within = (dist >= 0.0) & (dist <= self.rcut)
+        count = torch.sum(within, dim=1)
+        width = int(torch.max(count).item()) if nrows > 0 else 0
+        hits = torch.nonzero(within)  # (nhits, 2), row-major: index order within each row
+        row, column = hits[:, 0], hits[:, 1]
+        start = torch.cumsum(count, dim=0) - count
+        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=dist.device) - torch.index_select(start, 0, row)
+        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=dist.device)
+        packed = packed.index_copy(0, row * width + slot, column).reshape(nrows, width)
+        found = packed >= 0
+        near = torch.gather(dist, 1, torch.where(found, packed, torch.zeros_like(packed)))
+        near = torch.where(found, near, torch.full_like(near, float("inf")))
+        return torch.gather(packed, 1, torch.argsort(near, dim=1, stable=True))
