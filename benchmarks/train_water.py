@@ -2,18 +2,22 @@
 
 Usage::
 
-    python benchmarks/train_water.py [--steps 2000] [--backend pt] [--deepmd] [--workdir DIR] [--write-docs]
+    python benchmarks/train_water.py [--steps 2000] [--backends pt jax tf] [--deepmd] [--seeds 1 2 3]
+                                     [--jobs 2] [--workdir DIR] [--write-docs]
 
 The input is DeePMD-kit's ``examples/water/se_e2_r/input.json`` unchanged except for
-``numb_steps`` and the data paths (``../shared/data/water``: ``data_0..2`` train,
-``data_3`` validates). ``dp --<backend> train`` runs it through the real command line;
-the model is frozen to ``.dp`` and ``dp test`` measures the force RMSE on every frame
-of ``data_3``. With ``--deepmd`` the same input is trained in the same run by
-DeePMD-kit 3.2.0 (interpreter ``$DEEPMD_PYTHON`` or ``../dpvenv/bin/python``, PyTorch backend); its
-checkpoint is converted to ``.dp`` with DeePMD-kit's own ``convert-backend`` and tested
-by the same ``dp test``, so both numbers come from one evaluation code.
-Both runs use the default device of their framework (a GPU when present).
-``--write-docs`` also stores the table as this script's section of
+``numb_steps``, the data paths (``../shared/data/water``: ``data_0..2`` train, ``data_3``
+validates) and, per ``--seeds`` entry, the three seeds (training, descriptor, fitting).
+``dp --<backend> train`` runs it through the real command line; the model is frozen to
+``.dp`` and ``dp test`` measures the force RMSE on every frame of ``data_3``. With
+``--deepmd`` the same inputs are trained in the same run by DeePMD-kit 3.2.0 (interpreter
+``$DEEPMD_PYTHON`` or ``../dpvenv/bin/python``, PyTorch backend); its checkpoint is converted
+to ``.dp`` with DeePMD-kit's own ``convert-backend`` and tested by the same ``dp test``, so
+every number comes from one evaluation code. A single seed compares two random
+initialisations as much as two codes, so the summary gives the mean over seeds.
+``--jobs N`` trains N runs at once, each with one thread (``OMP_NUM_THREADS=1``); s/step
+then describes that setting. Every run uses the default device of its framework.
+``--write-docs`` also stores the tables as this script's section of
 ``docs/benchmarks/results.md`` (see ``common.py``).
 """
 
@@ -21,11 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import CXX_OP_STUB, DEEPMD_PYTHON, WATER, table, write_docs_section
@@ -53,9 +60,11 @@ INPUT = {
 }
 
 
-def write_input(folder: Path, steps: int, water: Path) -> Path:
-    """The example input with absolute paths to the ``water`` systems and ``steps`` steps, in ``folder``."""
+def write_input(folder: Path, steps: int, water: Path, seed: int = 1) -> Path:
+    """The example input with absolute paths to the ``water`` systems, ``steps`` steps and ``seed``, in ``folder``."""
     config = json.loads(json.dumps(INPUT))
+    for section in (config["training"], config["model"]["descriptor"], config["model"]["fitting_net"]):
+        section["seed"] = seed
     water = water.resolve()
     config["training"]["training_data"]["systems"] = [str(water / f"data_{i}") for i in range(3)]
     config["training"]["validation_data"]["systems"] = [str(water / "data_3")]
@@ -67,11 +76,11 @@ def write_input(folder: Path, steps: int, water: Path) -> Path:
     return path
 
 
-def run(command: list[str], folder: Path, log: str) -> float:
+def run(command: list[str], folder: Path, log: str, env: dict | None = None) -> float:
     """Run ``command`` in ``folder`` with its output in ``folder/log``; return the wall time."""
     start = time.perf_counter()
     with open(folder / log, "w") as out:
-        proc = subprocess.run(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(command)} failed in {folder}; see {folder / log}")
     return time.perf_counter() - start
@@ -99,32 +108,46 @@ def seconds_per_step(folder: Path, log: str, wall: float, steps: int) -> float:
     return float(found.group(1)) if found else wall / steps
 
 
-def ours(root: Path, backend: str, steps: int, water: Path) -> dict:
-    folder = root / f"dpmodel-{backend}"
-    write_input(folder, steps, water)
-    dp = [sys.executable, "-m", "dpmodel.cli"]
-    wall = run([*dp, f"--{backend}", "train", "input.json"], folder, "train.log")
-    run([*dp, "freeze", "-o", "model.dp"], folder, "freeze.log")
-    return {"run": f"dpmodel --{backend}", "wall_s": wall, "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
+def train(root: Path, implementation: str, backend: str, seed: int, steps: int, water: Path,
+          threads: int | None) -> dict:
+    """One training run (``implementation`` ``"dpmodel"`` or ``"deepmd"``), frozen to ``.dp`` and tested."""
+    folder = root / f"{implementation}-{backend}-seed{seed}"
+    write_input(folder, steps, water, seed)
+    env = dict(os.environ)
+    if threads:
+        env.update({"OMP_NUM_THREADS": str(threads), "DP_INTRA_OP_PARALLELISM_THREADS": str(threads),
+                    "DP_INTER_OP_PARALLELISM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(threads),
+                    "TF_NUM_INTEROP_THREADS": "1"})
+    if implementation == "dpmodel":
+        dp = [sys.executable, "-m", "dpmodel.cli"]
+        wall = run([*dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
+        run([*dp, "freeze", "-o", "model.dp"], folder, "freeze.log", env)
+        name = f"dpmodel --{backend}"
+    else:
+        env_dp = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
+        wall = run([*env_dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
+        run([*env_dp, "convert-backend", "model.ckpt.pt", "model.dp"], folder, "convert.log", env)
+        name = f"DeePMD-kit 3.2.0 --{backend}"
+    return {"run": name, "seed": seed, "wall_s": wall, "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
             "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water)}
 
 
-def deepmd(root: Path, steps: int, water: Path) -> dict:
-    folder = root / "deepmd-kit-pt"
-    write_input(folder, steps, water)
-    env_dp = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
-    wall = run([*env_dp, "--pt", "train", "input.json"], folder, "train.log")
-    run([*env_dp, "convert-backend", "model.ckpt.pt", "model.dp"], folder, "convert.log")
-    return {"run": "DeePMD-kit 3.2.0 --pt", "wall_s": wall,
-            "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
-            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water)}
+def summary(rows: list[dict]) -> list[dict]:
+    """Mean test force RMSE per run name over seeds, and its ratio to DeePMD-kit's mean."""
+    names = list(dict.fromkeys(row["run"] for row in rows))
+    means = {name: statistics.mean(r["test_rmse_f"] for r in rows if r["run"] == name) for name in names}
+    reference = next((means[n] for n in names if n.startswith("DeePMD")), None)
+    return [{"run": name, "seeds": sum(r["run"] == name for r in rows), "mean test rmse_f": means[name],
+             "ratio to DeePMD-kit": "" if reference is None else means[name] / reference} for name in names]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--backend", default="pt", choices=["pt", "jax", "tf"])
-    parser.add_argument("--deepmd", action="store_true", help=f"also train with DeePMD-kit ({DEEPMD_PYTHON})")
+    parser.add_argument("--backends", nargs="+", default=["pt"], choices=["pt", "jax", "tf"])
+    parser.add_argument("--deepmd", action="store_true", help=f"also train with DeePMD-kit ({DEEPMD_PYTHON}), --pt")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each with one thread when > 1")
     parser.add_argument("--data", type=Path, default=WATER, help="the water data (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-water")
     parser.add_argument("--write-docs", action="store_true",
@@ -132,28 +155,26 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the water data at {args.data} (../shared/data/water beside the checkout, or --data)")
-    rows = [ours(args.workdir, args.backend, args.steps, args.data)]
+    plan = [("dpmodel", backend, seed) for seed in args.seeds for backend in args.backends]
     if args.deepmd:
-        rows.append(deepmd(args.workdir, args.steps, args.data))
-    print(f"se_e2_r water, {args.steps} steps; force RMSE in eV/Å (test: all 80 frames of data_3)")
-    print(f"{'run':<24}{'rmse_f_val (lcurve)':>20}{'test rmse_f':>14}{'s/step':>10}{'wall s':>10}")
-    for row in rows:
-        print(f"{row['run']:<24}{row['lcurve_rmse_f_val']:>20.4f}{row['test_rmse_f']:>14.4f}"
-              f"{row['s_per_step']:>10.4f}{row['wall_s']:>10.1f}")
-    ratio = ""
-    if len(rows) == 2:
-        ratio = (f"ratio dpmodel / DeePMD-kit (test rmse_f): {rows[0]['test_rmse_f'] / rows[1]['test_rmse_f']:.3f} "
-                 "(acceptance: <= 1.1)")
-        print(ratio)
+        plan += [("deepmd", "pt", seed) for seed in args.seeds]
+    threads = 1 if args.jobs > 1 else None
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda job: train(args.workdir, *job, args.steps, args.data, threads), plan))
+    columns = {"run": "run", "seed": "seed", "lcurve_rmse_f_val": "rmse_f_val (lcurve)", "test_rmse_f": "test rmse_f",
+               "s_per_step": "s/step", "wall_s": "wall s"}
+    runs = table([{columns[k]: v for k, v in row.items()} for row in rows], list(columns.values()))
+    means = table(summary(rows), ["run", "seeds", "mean test rmse_f", "ratio to DeePMD-kit"])
+    print(f"se_e2_r water, {args.steps} steps; force RMSE in eV/Å (test: all 80 frames of data_3)\n")
+    print(runs)
+    print(means)
     if args.write_docs:
-        columns = {"run": "run", "lcurve_rmse_f_val": "rmse_f_val (lcurve)", "test_rmse_f": "test rmse_f",
-                   "s_per_step": "s/step", "wall_s": "wall s"}
+        setting = "one thread per run, runs in parallel" if threads else "default threads"
         body = (f"DeePMD-kit's `examples/water/se_e2_r` input, {args.steps} steps (`data_0..2` train, `data_3` "
-                "validates); force RMSE in eV/Å (test: every frame of `data_3`, by this project's `dp test`); "
-                "s/step is the trainer's own average when it prints one, else wall time / steps. Default device "
-                "of each framework.\n\n"
-                + table([{columns[k]: v for k, v in row.items()} for row in rows], list(columns.values()))
-                + (f"\n{ratio}\n" if ratio else ""))
+                "validates), seeds " + ", ".join(map(str, args.seeds)) + "; force RMSE in eV/Å (test: every frame "
+                "of `data_3`, by this project's `dp test`); s/step is the trainer's own average when it prints one, "
+                f"else wall time / steps ({setting}). Acceptance: mean test force RMSE at most 1.1x DeePMD-kit's.\n\n"
+                + runs + "\n" + means)
         path = write_docs_section("train_water", "Training the se_e2_r water example", body, deepmd=args.deepmd)
         print(f"wrote {path}")
 
