@@ -37,7 +37,7 @@ DEEPMD_PYTHON = os.environ.get("DEEPMD_PYTHON", str(REPO.parent / "dpvenv" / "bi
 #: where ``--write-docs`` puts results.md, its plots and sections/<script>.md
 DOCS_BENCHMARKS = REPO / "docs" / "benchmarks"
 #: order of the sections in results.md; sections of other scripts follow alphabetically
-SECTION_ORDER = ("scaling", "infer", "compress", "train_water")
+SECTION_ORDER = ("scaling", "infer", "compress", "jax_compile", "train_speed", "train_water")
 #: packages whose versions the machine description lists, here and in DeePMD-kit's interpreter
 VERSIONED = ("numpy", "torch", "jax", "tensorflow")
 

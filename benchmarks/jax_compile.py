@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_deepmd, table, water_frames
+from common import run_deepmd, table, water_frames, write_docs_section
 from dpmodel import io
 from dpmodel.infer import DeepPot
 from dpmodel.registry import save_model_file
@@ -90,6 +90,7 @@ def ours(model: Path, tmp: Path, coord, box, atype) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--write-docs", action="store_true", help="also write this section of docs/benchmarks/results.md")
     args = parser.parse_args()
     coord, box, atype = trajectory(args.frames)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,8 +107,13 @@ def main() -> None:
             row.update({"load s": result["load"], "first call s": result["first"],
                         "later calls ms (median)": 1e3 * result["steady"]})
         rows.append(row)
-    print(f"{len(coord)} water frames (192 atoms; data_0 then data_1), energy + forces + virial, one frame per call")
-    print(table(rows, ["model", "load s", "first call s", "later calls ms (median)", "traces", "note"]))
+    title = f"{len(coord)} water frames (192 atoms; data_0 then data_1), energy + forces + virial, one frame per call"
+    text = table(rows, ["model", "load s", "first call s", "later calls ms (median)", "traces", "note"])
+    print(title + "\n\n" + text)
+    if args.write_docs:
+        body = (title + ". The first call includes tracing and XLA compilation; traces counts the "
+                "compilations of our programs over the whole trajectory.\n\n" + text)
+        print(f"wrote {write_docs_section('jax_compile', 'JAX compilation', body, deepmd=True)}")
 
 
 if __name__ == "__main__":
