@@ -155,9 +155,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the water data at {args.data} (../shared/data/water beside the checkout, or --data)")
-    plan = [("dpmodel", backend, seed) for seed in args.seeds for backend in args.backends]
-    if args.deepmd:
-        plan += [("deepmd", "pt", seed) for seed in args.seeds]
+    plan = []  # seed by seed, DeePMD-kit beside our PyTorch run, so a partial run still compares
+    for seed in args.seeds:
+        plan += [("dpmodel", args.backends[0], seed)] + ([("deepmd", "pt", seed)] if args.deepmd else [])
+        plan += [("dpmodel", backend, seed) for backend in args.backends[1:]]
     threads = 1 if args.jobs > 1 else None
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(lambda job: train(args.workdir, *job, args.steps, args.data, threads), plan))
