@@ -1,7 +1,10 @@
-"""O(N) neighbour search with a cell list (NumPy, host side).
+"""Neighbour search in O(N log N) or O(N) on the host (NumPy): k-d tree or cell list.
 
 Gives exactly the list of :func:`dpmodel.neighbor.build_neighbor_list` (same distance
-arithmetic, ties broken by extended index) in linear time, for large systems.
+arithmetic, ties broken by extended index) for large systems. The pairs within ``rcut``
+come from SciPy's k-d tree when SciPy is installed (a superset, queried with a slightly
+larger radius), else from a cell list of ``rcut``-sized bins; either way the distances
+that decide are recomputed here with the all-pairs arithmetic.
 """
 
 from __future__ import annotations
@@ -10,9 +13,56 @@ import numpy as np
 
 from dpmodel.neighbor import split_by_type
 
+try:
+    from scipy.spatial import cKDTree
+except ImportError:  # SciPy is optional: the cell list needs nothing
+    cKDTree = None
 
-def _frame_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
-    """(centre, neighbour, distance) of every pair within ``rcut`` in one frame."""
+#: relative margin of the k-d tree query radius; the exact test is redone on our distances
+_QUERY_MARGIN = 1e-9
+
+
+def _distances(coord: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """|x_j - x_i| with the arithmetic of :func:`dpmodel.neighbor.build_neighbor_list`; Å."""
+    diff = coord[j] - coord[i]
+    return np.sqrt((diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1]) + diff[:, 2] * diff[:, 2])
+
+
+def frame_pairs(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float, search: str = "auto"):
+    """(centre, neighbour, distance) of every pair within ``rcut`` in one frame.
+
+    ``search`` is ``"kdtree"`` (needs SciPy), ``"cells"`` or ``"auto"`` (the k-d tree when
+    SciPy is installed).
+    """
+    if search == "auto":
+        search = "kdtree" if cKDTree is not None else "cells"
+    if not np.any(atype[:nloc] >= 0):  # no real centre: no pairs
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=coord.dtype)
+    if search == "kdtree":
+        if cKDTree is None:
+            raise ImportError("neighbour search 'kdtree' needs SciPy (pip install scipy)")
+        i, j = _tree_candidates(coord, atype, nloc, rcut)
+    elif search == "cells":
+        i, j = _cell_candidates(coord, atype, nloc, rcut)
+    else:
+        raise ValueError(f"search = {search!r}: expected 'auto', 'kdtree' or 'cells'")
+    dist = _distances(coord, i, j)
+    keep = (dist <= rcut) & (i != j)
+    return i[keep], j[keep], dist[keep]
+
+
+def _tree_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
+    """(centre, neighbour) pairs within slightly more than ``rcut``, from two k-d trees."""
+    real = np.nonzero(atype >= 0)[0]
+    centres = np.nonzero(atype[:nloc] >= 0)[0]
+    radius = rcut * (1.0 + _QUERY_MARGIN)
+    pairs = cKDTree(coord[centres]).sparse_distance_matrix(cKDTree(coord[real]), radius, output_type="ndarray")
+    return centres[pairs["i"]], real[pairs["j"]]
+
+
+def _cell_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
+    """(centre, neighbour) pairs of atoms in adjacent ``rcut``-sized cells."""
     real = np.nonzero(atype >= 0)[0]
     origin = coord[real].min(axis=0)
     cell = np.floor((coord - origin) / rcut).astype(np.int64)
@@ -34,21 +84,19 @@ def _frame_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: flo
     i = np.repeat(owner, counts)
     first = np.repeat(start[b] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     j = atoms_by_bin[first]
-    diff = coord[j] - coord[i]
-    dist = np.sqrt((diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1]) + diff[:, 2] * diff[:, 2])
-    keep = (dist <= rcut) & (i != j)
-    return i[keep], j[keep], dist[keep]
+    return i, j
 
 
 def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc: int, rcut: float,
-                              sel: list[int]) -> np.ndarray:
-    """Same result as :func:`dpmodel.neighbor.build_neighbor_list`, by a cell list.
+                              sel: list[int], search: str = "auto") -> np.ndarray:
+    """Same result as :func:`dpmodel.neighbor.build_neighbor_list`, by a k-d tree or a cell list.
 
     Parameters
     ----------
     coord_ext : shape (nf, nall, 3), float; Å (NumPy)
     atype_ext : shape (nf, nall), int
     nloc, rcut, sel : as in ``build_neighbor_list``
+    search : ``"auto"``, ``"kdtree"`` or ``"cells"`` (see :func:`frame_pairs`)
 
     Returns
     -------
@@ -60,7 +108,7 @@ def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc
     nsel = sum(sel)
     sorted_lists = np.full((nf, nloc, nsel), -1, dtype=np.int64)
     for f in range(nf):
-        i, j, dist = _frame_candidates(coord_ext[f], atype_ext[f], nloc, rcut)
+        i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut, search)
         order = np.lexsort((j, dist, i))
         i, j = i[order], j[order]
         first = np.searchsorted(i, np.arange(nloc), side="left")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpmodel.cell_list import _frame_candidates
+from dpmodel.cell_list import frame_pairs
 from dpmodel.data import DeepmdSystem
 from dpmodel.neighbor import extend_coord_with_ghosts
 from dpmodel.region import face_distances, to_fractional, wrap_coord
@@ -110,7 +110,7 @@ def _cell_stats(coord_ext, atype_ext, mapping, nloc: int, rcut: float, ntypes: i
     counts = np.zeros((nf, nloc, ntypes), dtype=np.int64)
     dmin, imin, jmin = np.full(nf, np.inf), np.zeros(nf, np.int64), np.zeros(nf, np.int64)
     for f in range(nf):
-        i, j, dist = _frame_candidates(coord_ext[f], atype_ext[f], nloc, rcut)
+        i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut)
         np.add.at(counts[f], (i, atype_ext[f][j]), 1)
         if dist.size:
             k = int(dist.argmin())
