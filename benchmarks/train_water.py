@@ -94,9 +94,11 @@ def last_val_force(folder: Path) -> float:
     return float(np.atleast_1d(table["rmse_f_val"])[-1])
 
 
-def test_force_rmse(model: Path, folder: Path, water: Path) -> float:
-    """Force RMSE of ``model`` on every frame of data_3, by this project's ``dp test``."""
-    out = subprocess.run([sys.executable, "-m", "dpmodel.cli", "-q", "test", "-m", str(model), "-s",
+def test_force_rmse(model: Path, folder: Path, water: Path, backend: str | None = None) -> float:
+    """Force RMSE of ``model`` on every frame of data_3, by this project's ``dp test`` (with ``--backend``
+    when given: a TensorFlow model with ``type_one_side = false`` evaluates only there)."""
+    flag = [f"--{backend}"] if backend else []
+    out = subprocess.run([sys.executable, "-m", "dpmodel.cli", *flag, "-q", "test", "-m", str(model), "-s",
                           str(water.resolve() / "data_3")], cwd=folder, capture_output=True, text=True, check=True).stdout
     return float(re.search(r"^\s*force\s+(\S+)", out, re.M).group(1))
 
@@ -108,10 +110,28 @@ def seconds_per_step(folder: Path, log: str, wall: float, steps: int) -> float:
     return float(found.group(1)) if found else wall / steps
 
 
+def finished(folder: Path, steps: int) -> bool:
+    """Whether ``folder`` holds a frozen ``model.dp`` and an lcurve that reached ``steps``."""
+    if not (folder / "model.dp").is_file() or not (folder / "lcurve.out").is_file():
+        return False
+    rows = [line.split() for line in (folder / "lcurve.out").read_text().splitlines() if line.strip()[:1].isdigit()]
+    return bool(rows) and int(rows[-1][0]) >= steps
+
+
 def train(root: Path, implementation: str, backend: str, seed: int, steps: int, water: Path,
-          threads: int | None) -> dict:
-    """One training run (``implementation`` ``"dpmodel"`` or ``"deepmd"``), frozen to ``.dp`` and tested."""
+          threads: int | None, reuse: bool = False) -> dict:
+    """One training run (``implementation`` ``"dpmodel"`` or ``"deepmd"``), frozen to ``.dp`` and tested.
+
+    With ``reuse``, a folder that already holds the finished run is only tested again.
+    """
     folder = root / f"{implementation}-{backend}-seed{seed}"
+    if reuse and finished(folder, steps):
+        name = f"dpmodel --{backend}" if implementation == "dpmodel" else f"DeePMD-kit 3.2.0 --{backend}"
+        test_backend = backend if implementation == "dpmodel" else None
+        return {"run": name, "seed": seed, "wall_s": float("nan"),
+                "s_per_step": seconds_per_step(folder, "train.log", float("nan"), steps),
+                "lcurve_rmse_f_val": last_val_force(folder),
+                "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water, test_backend)}
     write_input(folder, steps, water, seed)
     env = dict(os.environ)
     if threads:
@@ -122,14 +142,14 @@ def train(root: Path, implementation: str, backend: str, seed: int, steps: int, 
         dp = [sys.executable, "-m", "dpmodel.cli"]
         wall = run([*dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
         run([*dp, "freeze", "-o", "model.dp"], folder, "freeze.log", env)
-        name = f"dpmodel --{backend}"
+        name, test_backend = f"dpmodel --{backend}", backend
     else:
         env_dp = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
         wall = run([*env_dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
         run([*env_dp, "convert-backend", "model.ckpt.pt", "model.dp"], folder, "convert.log", env)
-        name = f"DeePMD-kit 3.2.0 --{backend}"
+        name, test_backend = f"DeePMD-kit 3.2.0 --{backend}", None
     return {"run": name, "seed": seed, "wall_s": wall, "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
-            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water)}
+            "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water, test_backend)}
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -144,10 +164,12 @@ def summary(rows: list[dict]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--backends", nargs="+", default=["pt"], choices=["pt", "jax", "tf"])
+    parser.add_argument("--backends", nargs="+", default=["pt"],
+                        help="pt, jax, tf, each optionally with its own seeds (tf:1,2); default seeds: --seeds")
     parser.add_argument("--deepmd", action="store_true", help=f"also train with DeePMD-kit ({DEEPMD_PYTHON}), --pt")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each with one thread when > 1")
+    parser.add_argument("--reuse", action="store_true", help="only test runs already finished in --workdir")
     parser.add_argument("--data", type=Path, default=WATER, help="the water data (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-water")
     parser.add_argument("--write-docs", action="store_true",
@@ -155,13 +177,22 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"needs the water data at {args.data} (../shared/data/water beside the checkout, or --data)")
-    plan = []  # seed by seed, DeePMD-kit beside our PyTorch run, so a partial run still compares
-    for seed in args.seeds:
-        plan += [("dpmodel", args.backends[0], seed)] + ([("deepmd", "pt", seed)] if args.deepmd else [])
-        plan += [("dpmodel", backend, seed) for backend in args.backends[1:]]
+    seeds_of = {}
+    for spec in args.backends:
+        name, _, seeds = spec.partition(":")
+        if name not in ("pt", "jax", "tf"):
+            sys.exit(f"--backends {spec!r}: expected pt, jax or tf, optionally with seeds (tf:1,2)")
+        seeds_of[name] = [int(s) for s in seeds.split(",")] if seeds else list(args.seeds)
+    plan = []  # seed by seed, DeePMD-kit beside our first backend, so a partial run still compares
+    for seed in sorted({s for seeds in seeds_of.values() for s in seeds} | set(args.seeds)):
+        backends = [b for b, seeds in seeds_of.items() if seed in seeds]
+        plan += [("dpmodel", b, seed) for b in backends[:1]]
+        plan += [("deepmd", "pt", seed)] if args.deepmd and seed in args.seeds else []
+        plan += [("dpmodel", b, seed) for b in backends[1:]]
     threads = 1 if args.jobs > 1 else None
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda job: train(args.workdir, *job, args.steps, args.data, threads), plan))
+        rows = list(pool.map(lambda job: train(args.workdir, *job, args.steps, args.data, threads, args.reuse),
+                             plan))
     columns = {"run": "run", "seed": "seed", "lcurve_rmse_f_val": "rmse_f_val (lcurve)", "test_rmse_f": "test rmse_f",
                "s_per_step": "s/step", "wall_s": "wall s"}
     runs = table([{columns[k]: v for k, v in row.items()} for row in rows], list(columns.values()))

@@ -1,17 +1,25 @@
 """``DeepPot``: evaluate any model file with DeePMD-kit's calling convention.
 
 The file suffix picks the backend through :mod:`dpmodel.registry`; the backend's
-``Evaluator`` computes, this module only shapes inputs and outputs.
+``Evaluator`` computes, this module only shapes inputs and outputs. A neutral
+``.dp``/``.yaml`` file whose model uses an option dpmodel does not implement (a
+TensorFlow-only ``type_one_side = false`` or type embedding) is evaluated by the first
+installed backend that implements it.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dpmodel.registry import for_suffix
+from dpmodel.capabilities import is_supported, model_options
+from dpmodel.errors import UnsupportedOptionError
+from dpmodel.registry import BackendInfo, backends, for_suffix
+
+_LOG = logging.getLogger(__name__)
 
 
 class DeepPot:
@@ -25,7 +33,16 @@ class DeepPot:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.backend = for_suffix(path)
-        self.evaluator = self.backend.module("io").Evaluator(path)
+        try:
+            self.evaluator = self.backend.module("io").Evaluator(path)
+        except UnsupportedOptionError:
+            data = self.backend.module("io").load(path)
+            fallback = _implementing_backend(data["model"])
+            if fallback is None:
+                raise
+            _LOG.info("%s: evaluated with %s, which implements its options", path, fallback.name)
+            self.backend = fallback
+            self.evaluator = fallback.module("io").Evaluator(data=data)
         model = self.evaluator.data["model"]
         self._type_map = list(model["type_map"])
         self._rcut = float(model["descriptor"]["rcut"])
@@ -98,3 +115,12 @@ class DeepPot:
         atype = np.broadcast_to(atype.reshape(-1, nat), (nf, nat))
         box = None if cells is None else np.asarray(cells, dtype=np.float64).reshape(nf, 9)
         return coord, box, np.ascontiguousarray(atype)
+
+
+def _implementing_backend(model: dict) -> BackendInfo | None:
+    """The first installed backend that implements every restricted option of ``model``."""
+    options = model_options(model)
+    for info in backends().values():
+        if info.available() and all(is_supported(key, value, info.name) for key, value in options.items()):
+            return info
+    return None

@@ -155,3 +155,18 @@ def test_payload_encoding_is_bit_exact():
     back = tfio.decode(tfio.encode(data))
     assert trees_equal(back, data) == []
     assert type(back["@variables"]["b"]) is np.float32 and back["@variables"]["d"] == 0.1
+
+
+@pytest.mark.parametrize("kind", ["two_side", "type_embedding"])
+def test_deeppot_evaluates_a_tf_only_dp_file_with_tensorflow(tmp_path, kind):
+    """A neutral .dp whose model dpmodel cannot run goes to the backend that implements it."""
+    data = {"model": model_dict(kind), "model_def_script": {}}
+    save_model_file(tmp_path / "model.dp", data)
+    save_model_file(tmp_path / "model.pb", data)
+    dp = DeepPot(tmp_path / "model.dp")
+    assert dp.backend.name == "tf"
+    sys_ = system("triclinic", natoms=9, seed=10)
+    got = dp.eval(sys_.coord, sys_.box, sys_.atype[0])
+    expected = DeepPot(tmp_path / "model.pb").eval(sys_.coord, sys_.box, sys_.atype[0])
+    for name, a, b in zip(("energy", "force", "virial"), got, expected):
+        assert_close(a, b, 1e-12, name)
