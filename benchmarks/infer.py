@@ -61,6 +61,10 @@ def our_pots(model: Path, tmp: Path, only: list[str] | None = None) -> Iterator[
             yield info.name, label, f"{type(err).__name__}: {err}"[:120]
             continue
         yield info.name, label, dp
+        if info.name == "pt":  # also the TorchScript program that torch.jit.load users run
+            program = DeepPot(path)
+            program.evaluator = info.module("io").Evaluator(path, program=True)
+            yield info.name, f"ours: pt ({suffix} TorchScript program)", program
 
 
 def ours(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int) -> list[dict]:
