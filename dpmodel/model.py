@@ -96,8 +96,7 @@ class EnergyModel:
         mapping : shape (nf, nall), int; local index of every extended atom
         """
         xp = array_namespace(coord_ext, atype_ext, nlist)
-        nlist, widths = trim_neighbor_list(self.exclude_pairs(atype_ext, nlist), self.get_sel())
-        diff = pair_displacements(xp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist)
+        diff, nlist, widths = self.pairs(coord_ext, atype_ext, nlist)
         atom_energy, mask, pair_grad, diff = self.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam,
                                                                             True, widths)
         force, virial, atom_virial = forces_and_virials(pair_grad, diff, nlist, mapping, do_atomic_virial)
@@ -111,6 +110,15 @@ class EnergyModel:
         if do_atomic_virial:
             out["atom_virial"] = atom_virial
         return out
+
+    def pairs(self, coord_ext: Array, atype_ext: Array, nlist: Array) -> tuple[Array, Array, list[int]]:
+        """Pair displacements (nf, nloc, n, 3) Å of the neighbour list without ``pair_exclude_types``
+        and trimmed of its all-padding tails (:func:`dpmodel.neighbor.trim_neighbor_list`), that
+        list, and the kept ``widths``: the inputs of :meth:`atomic_energy_from_pairs` for eager
+        (untraced) arrays."""
+        xp = array_namespace(coord_ext, atype_ext, nlist)
+        nlist, widths = trim_neighbor_list(self.exclude_pairs(atype_ext, nlist), self.get_sel())
+        return pair_displacements(xp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist), nlist, widths
 
     def atomic_energy(self, coord_ext: Array, atype_ext: Array, nlist: Array, fparam: Array | None = None,
                       aparam: Array | None = None, need_grad: bool = False):

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from dpmodel import xp as dpxp
-from dpmodel.env_mat import pair_displacements
 from dpmodel.forces import forces_and_virials
-from dpmodel.neighbor import neighbor_data, trim_neighbor_list
+from dpmodel.neighbor import neighbor_data
 
 
 def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch.Tensor:
@@ -48,10 +47,9 @@ def evaluate_lower(model: Any, coord_ext: torch.Tensor, atype_ext: torch.Tensor,
     ``virial`` (nf, 9), ``mask`` (nf, nloc) and, with ``do_atomic_virial``, ``atom_virial``
     (nf, nloc, 9); float64, detached unless ``create_graph``.
     """
-    nf = nlist.shape[0]
-    nlist, widths = trim_neighbor_list(model.exclude_pairs(atype_ext, nlist), model.get_sel())
+    diff, nlist, widths = model.pairs(coord_ext, atype_ext, nlist)
     with torch.enable_grad():
-        diff = pair_displacements(torch.reshape(coord_ext, (nf, -1, 3)), nlist).detach().requires_grad_(True)
+        diff = diff.detach().requires_grad_(True)
         atom_energy, mask = model.atomic_energy_from_pairs(diff, atype_ext, nlist, fparam, aparam, widths=widths)
         energy = torch.sum(atom_energy, dim=1)
         (pair_grad,) = torch.autograd.grad(energy.sum(), diff, create_graph=create_graph)
