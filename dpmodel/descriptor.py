@@ -11,7 +11,7 @@ type pair otherwise. The mean runs over all ``sel`` slots, padding included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,6 +30,11 @@ RES_RESCALE = 0.2
 """Constant factor applied to the averaged embedding in every DeePMD backend."""
 
 
+Pullback = Callable[[Array], Array]
+"""Maps :math:`g = \\partial E/\\partial\\mathcal D` (nf, nloc, ng) to :math:`\\partial E/\\partial\\hat s`
+of one type block's slots, (nf, nloc, width)."""
+
+
 @dataclass
 class DescriptorCache:
     """What the backward pass needs from a forward pass."""
@@ -37,7 +42,7 @@ class DescriptorCache:
     env: RadialEnv
     inv_std: Array
     mask: Array
-    slope: Array | None  # dD/ds_hat per slot, (nf, nloc, nnei, ng); only with need_grad
+    pullbacks: list[Pullback] | None  # one per type block; only with need_grad
 
 
 class DescrptSeR:
@@ -177,9 +182,9 @@ class DescrptSeR:
         s_hat, inv_std = normalize_env(env.s, atype_loc, davg, dstd)
         mask = self.exclusion_mask(atype_ext, nlist)
         s_hat = s_hat * mask
-        descriptor, slope = self.embed(s_hat, atype_loc, need_grad, widths)
+        descriptor, pullbacks = self.embed(s_hat, atype_loc, need_grad, widths)
         descriptor = xp.astype(descriptor, xp.float64)
-        return descriptor, DescriptorCache(env, inv_std, mask, slope)
+        return descriptor, DescriptorCache(env, inv_std, mask, pullbacks)
 
 
     def exclusion_mask(self, atype_ext: Array, nlist: Array) -> Array:
@@ -202,8 +207,8 @@ class DescrptSeR:
         return xp.reshape(flat, (nf, nloc, nnei))
 
     def embed(self, s_hat: Array, atype_loc: Array, need_grad: bool = False,
-              widths: list[int] | None = None) -> tuple[Array, Array | None]:
-        """Embed every slot and average; optionally the slope of each slot's contribution.
+              widths: list[int] | None = None) -> tuple[Array, list[Pullback] | None]:
+        """Embed every slot and average; optionally the pullback of each type block.
 
         Parameters
         ----------
@@ -214,41 +219,41 @@ class DescrptSeR:
         Returns
         -------
         descriptor : shape (nf, nloc, ng)
-        slope : shape of ``s_hat`` + (ng,), or None; :math:`\\partial\\mathcal D_i/\\partial\\hat s_{ij}`.
+        pullbacks : one :data:`Pullback` per type block (:math:`\\partial\\mathcal D_i/\\partial\\hat s_{ij}`
+            contracted with the incoming gradient), or None
         """
         xp = array_namespace(s_hat, atype_loc)
         widths = list(self.sel) if widths is None else list(widths)
         scale = RES_RESCALE / self.nnei
         sections = np.cumsum([0, *widths])
-        total, slopes = 0.0, []
+        total, pullbacks = 0.0, []
         for tj in range(self.ntypes):
-            block = s_hat[:, :, int(sections[tj]):int(sections[tj + 1]), None]
-            value, slope = self._embed_block(xp, block, atype_loc, tj, need_grad)
-            total = total + xp.sum(value, axis=2)
+            block = s_hat[:, :, int(sections[tj]):int(sections[tj + 1])]
+            value, pullback = self._embed_block(xp, block, atype_loc, tj, need_grad)
+            total = total + value
             if widths[tj] < self.sel[tj]:
                 total = total + self._padding_sum(xp, atype_loc, tj, widths[tj], s_hat)
-            slopes.append(slope)
-        slope = xp.concat(slopes, axis=2) * scale if need_grad else None
-        return total * scale, slope
+            pullbacks.append(_scaled(pullback, scale) if need_grad else None)
+        return total * scale, pullbacks if need_grad else None
 
     def _embed_block(self, xp, block: Array, atype_loc: Array, tj: int, need_grad: bool):
-        """Embedding of the slots of neighbour type ``tj``: value and slope, (nf, nloc, sel[tj], ng)."""
+        """Summed embedding of the slots of neighbour type ``tj`` (nf, nloc, ng), and its pullback."""
         if self.type_one_side:
-            return self._apply_net(self.embedding((tj,)), block, need_grad)
-        value, slope = 0.0, 0.0
+            return _sum_over_slots(self.embedding((tj,)), block, None, need_grad)
+        value, pullbacks = 0.0, []
         for ti in range(self.ntypes):
             net = self.embedding((ti, tj))
             if net is None:
                 continue
-            centre = xp.astype(atype_loc == ti, block.dtype)[:, :, None, None]
-            v, d = self._apply_net(net, block, need_grad)
-            value = value + v * centre
-            slope = slope + d * centre if need_grad else None
+            centre = xp.astype(atype_loc == ti, block.dtype)[:, :, None]
+            v, pullback = _sum_over_slots(net, block, centre, need_grad)
+            value = value + v
+            pullbacks.append(pullback)
         if isinstance(value, float):
-            nf, nloc, width = block.shape[0], block.shape[1], block.shape[2]
-            value = xp.zeros((nf, nloc, width, self.dim_out), dtype=block.dtype, device=device(block))
-            slope = xp.zeros_like(value) if need_grad else None
-        return value, slope
+            nf, nloc = block.shape[0], block.shape[1]
+            value = xp.zeros((nf, nloc, self.dim_out), dtype=block.dtype, device=device(block))
+            return value, (lambda grad: xp.zeros_like(block)) if need_grad else None
+        return value, _summed(pullbacks) if need_grad else None
 
     def _kept_slots(self, widths: list[int]) -> np.ndarray:
         """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""
@@ -283,12 +288,6 @@ class DescrptSeR:
                 return table
         return self.embeddings[key]
 
-    @staticmethod
-    def _apply_net(net: EmbeddingNet | TabulatedEmbedding, block: Array, need_grad: bool):
-        if need_grad:
-            return net.call_with_derivatives(block, 1)
-        return net.call(block), None
-
     # ------------------------------------------------------------------ backward
     def pair_gradient(self, cache: DescriptorCache, grad_descriptor: Array) -> Array:
         r"""Pull :math:`\partial E/\partial\mathcal D` back to every pair displacement.
@@ -302,9 +301,9 @@ class DescrptSeR:
         -------
         Array, shape (nf, nloc, nnei, 3), float64; :math:`\partial E/\partial\mathbf d_{ij}`, eV/Å.
         """
-        xp = array_namespace(grad_descriptor, cache.slope)
-        grad = xp.astype(grad_descriptor, cache.slope.dtype)
-        de_dshat = xp.sum(cache.slope * grad[:, :, None, :], axis=-1)
+        xp = array_namespace(grad_descriptor, cache.inv_std)
+        grad = xp.astype(grad_descriptor, cache.inv_std.dtype)
+        de_dshat = xp.concat([pullback(grad) for pullback in cache.pullbacks], axis=2)
         de_dr = de_dshat * cache.mask * cache.inv_std * cache.env.ds_dr
         unit = cache.env.diff / cache.env.r[..., None]
         return xp.astype(de_dr[..., None] * unit, xp.float64)
@@ -387,6 +386,51 @@ class DescrptSeR:
         if compress is not None:
             obj.tables = deserialize_tables(compress, len(obj.embeddings.networks), dtype)
         return obj
+
+
+def _sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre: Array | None,
+                    need_grad: bool) -> tuple[Array, Pullback | None]:
+    """:math:`\\sum_j \\mathcal G(\\hat s_{ij})` over the slots of ``block`` (nf, nloc, width), and its pullback.
+
+    ``centre`` (nf, nloc, 1) or None multiplies each centre's sum (the centre-type mask of
+    ``type_one_side=False``). A table sums without forming each slot's (ng,) value
+    (:meth:`TabulatedEmbedding.sum_slots`); a net evaluates every slot.
+    """
+    xp = array_namespace(block)
+    nf, nloc, width = block.shape
+    if isinstance(net, TabulatedEmbedding):
+        rows = xp.reshape(block, (nf * nloc, width))
+        scale = None if centre is None else xp.reshape(centre, (nf * nloc, 1))
+        value = xp.reshape(net.sum_slots(rows, scale), (nf, nloc, net.ng))
+
+        def table_pullback(grad: Array) -> Array:
+            flat = xp.reshape(grad if centre is None else grad * centre, (nf * nloc, net.ng))
+            return xp.reshape(net.slot_slopes(rows, flat), (nf, nloc, width))
+
+        return value, table_pullback if need_grad else None
+    if need_grad:
+        value, slope = net.call_with_derivatives(block[..., None], 1)
+    else:
+        value, slope = net.call(block[..., None]), None
+    if centre is not None:
+        value = value * centre[..., None]
+        slope = slope * centre[..., None] if need_grad else None
+    return xp.sum(value, axis=2), (lambda grad: xp.sum(slope * grad[:, :, None, :], axis=-1)) if need_grad else None
+
+
+def _summed(pullbacks: list[Pullback]) -> Pullback:
+    """The pullback of a sum of contributions."""
+    def pullback(grad: Array) -> Array:
+        out = pullbacks[0](grad)
+        for other in pullbacks[1:]:
+            out = out + other(grad)
+        return out
+    return pullback
+
+
+def _scaled(pullback: Pullback, scale: float) -> Pullback:
+    """``pullback`` of the descriptor times ``scale``."""
+    return lambda grad: pullback(grad * scale)
 
 
 def _validate(rcut: float, rcut_smth: float, sel: list[int], neuron: list[int]) -> None:

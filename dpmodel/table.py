@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dpmodel.xp import Array, array_namespace, as_array
+from dpmodel.xp import Array, array_namespace, as_array, device, row_dots, weighted_row_sum
 
 LOG = logging.getLogger("dpmodel.table")
 
@@ -99,13 +99,58 @@ class TabulatedEmbedding:
         return int(self.data.shape[1]) // 6
 
     def coefficients(self, xp, like: Array) -> Array:
-        """``data`` as (nspline, 6, ng): row ``k``, power ``m``, channel ``j``; the lookup gathers rows."""
+        """``data`` as (nspline, 6, ng): row ``k``, power ``m``, channel ``j``."""
+        return xp.reshape(self.rows(xp, like), (-1, 6, self.ng))
+
+    def rows(self, xp, like: Array) -> Array:
+        """``data`` as (6 nspline, ng): row ``6k + m`` holds :math:`a_{km}` of every channel."""
         if isinstance(self.data, np.ndarray):
             if self._rows is None:
-                self._rows = np.ascontiguousarray(self.data.reshape(-1, self.ng, 6).transpose(0, 2, 1))
+                self._rows = np.ascontiguousarray(self.data.reshape(-1, self.ng, 6).transpose(0, 2, 1)).reshape(-1, self.ng)
             return as_array(xp, self._rows, like)
         data = as_array(xp, self.data, like)
-        return xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (0, 2, 1))
+        return xp.reshape(xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (0, 2, 1)), (-1, self.ng))
+
+    def terms(self, x: Array, order: int = 0, check: bool = True) -> tuple[Array, ...]:
+        r"""The table value as a weighted sum of :meth:`rows`: index, weight and slope weight.
+
+        :math:`\mathcal G(x) = \sum_m w_m\,a_{km}` with row :math:`6k + m`,
+        :math:`w_m = \delta^m + m\,\delta^{m-1}(x - c)` (the linear continuation outside
+        the table folds into the weights: :math:`x - c` is zero inside), and
+        :math:`\mathrm d\mathcal G/\mathrm dx = \sum_m m\,\delta^{m-1} a_{km}`.
+
+        Parameters
+        ----------
+        x : shape (...), float
+        order : 1 also returns the slope weights
+        check : count inputs outside the table (the overflow check); off for a second pass over the same inputs
+
+        Returns
+        -------
+        index : shape (..., 6), int64, rows of :meth:`rows`
+        weight : shape (..., 6), dtype of ``x``
+        slope_weight : shape (..., 6), only with ``order`` 1
+        """
+        xp = array_namespace(x)
+        info = self.info
+        if check:
+            self._check_overflow(xp, xp.reshape(x, (-1,)))
+        inside = xp.clip(x, info.lower, info.bound)
+        fine = xp.floor((inside - info.lower) / info.stride1)
+        coarse = info.fine_rows + xp.floor((inside - info.upper) / info.stride2)
+        row = xp.astype(xp.where(inside < info.upper, fine, coarse), xp.int64)
+        row = xp.clip(row, 0, int(self.data.shape[0]) - 1)
+        dx = inside - xp.astype(info.knots(row), x.dtype)
+        beyond = x - inside
+        one, d2 = xp.ones_like(dx), dx * dx
+        d3 = d2 * dx
+        powers = [one, dx, d2, d3, d2 * d2, d3 * d2]
+        slopes = [xp.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)]
+        weight = xp.stack([p + q * beyond for p, q in zip(powers, slopes)], axis=-1)
+        index = row[..., None] * 6 + xp.arange(6, dtype=xp.int64, device=device(row))
+        if order == 0:
+            return index, weight
+        return index, weight, xp.stack(slopes, axis=-1)
 
     def call(self, x: Array) -> Array:
         """Table value for ``x`` of shape (..., 1); returns (..., ng)."""
@@ -122,41 +167,49 @@ class TabulatedEmbedding:
         if order > 1:
             raise ValueError("a tabulated embedding provides derivatives up to order 1")
         xp = array_namespace(x)
-        info = self.info
         lead = tuple(x.shape[:-1])
-        flat = xp.reshape(x, (-1,))
-        inside = xp.clip(flat, info.lower, info.bound)
-        n1 = info.fine_rows
-        fine = xp.floor((inside - info.lower) / info.stride1)
-        coarse = n1 + xp.floor((inside - info.upper) / info.stride2)
-        row = xp.astype(xp.where(inside < info.upper, fine, coarse), xp.int64)
-        row = xp.clip(row, 0, int(self.data.shape[0]) - 1)
-        dx = inside - xp.astype(info.knots(row), flat.dtype)
-        coeffs = xp.take(self.coefficients(xp, x), row, axis=0)  # (n, 6, ng)
-        one, d2 = xp.ones_like(dx), dx * dx
-        d3 = d2 * dx
-        powers = [one, dx, d2, d3, d2 * d2, d3 * d2]
-        beyond = (flat - inside)[:, None]  # zero inside the table
-        self._check_overflow(xp, flat)
-        # sum_m a_m dx^m for every channel as one (1, 6) @ (6, ng) product per input
-        if order == 0:
-            value = xp.matmul(xp.stack(powers, axis=-1)[:, None, :], coeffs)[:, 0, :]
-            low, high = self._edge_slopes(xp, self.coefficients(xp, x))
-            edge = xp.where((flat < info.lower)[:, None], low, high)
-            return (xp.reshape(value + edge * beyond, (*lead, self.ng)),)
-        slopes = [xp.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)]
-        both = xp.matmul(xp.stack([xp.stack(powers, axis=-1), xp.stack(slopes, axis=-1)], axis=1), coeffs)
-        value, slope = both[:, 0, :], both[:, 1, :]
-        value = value + slope * beyond
-        return xp.reshape(value, (*lead, self.ng)), xp.reshape(slope, (*lead, self.ng))
+        index, *weights = self.terms(xp.reshape(x, (-1,)), order)
+        coeffs = xp.take(self.rows(xp, x), xp.reshape(index, (-1,)), axis=0)
+        coeffs = xp.reshape(coeffs, (-1, 6, self.ng))  # (n, 6, ng)
+        return tuple(xp.reshape(xp.matmul(w[:, None, :], coeffs)[:, 0, :], (*lead, self.ng)) for w in weights)
 
-    def _edge_slopes(self, xp, rows: Array) -> tuple[Array, Array]:
-        """Slopes (ng,) of the table at ``lower`` and at ``bound``, the linear continuation outside."""
-        last = int(rows.shape[0]) - 1
-        h = self.info.bound - float(self.info.knots(np.asarray([last]))[0])
-        end = rows[last, ...]
-        high = end[1, :] + h * (2.0 * end[2, :] + h * (3.0 * end[3, :] + h * (4.0 * end[4, :] + h * 5.0 * end[5, :])))
-        return rows[0, 1, :], high
+    def sum_slots(self, x: Array, scale: Array | None = None) -> Array:
+        r"""Sum of the values over the last axis, without forming each slot's (ng,) value.
+
+        Parameters
+        ----------
+        x : shape (nseg, L), float; ``L`` slots per row
+        scale : shape (nseg, 1) or None; multiplies every slot of a row (a centre-type mask)
+
+        Returns
+        -------
+        Array, shape (nseg, ng): :math:`\sum_l \mathcal G(x_{sl})`, differentiable in ``x``
+        """
+        xp = array_namespace(x)
+        nseg, width = x.shape
+        index, weight = self.terms(x)
+        weight = xp.reshape(weight, (nseg, width * 6))
+        if scale is not None:
+            weight = weight * scale
+        return weighted_row_sum(self.rows(xp, x), xp.reshape(index, (nseg, width * 6)), weight)
+
+    def slot_slopes(self, x: Array, grad: Array) -> Array:
+        r""":math:`\mathrm d\mathcal G(x_{sl})/\mathrm dx \cdot g_s` for every slot, from one matrix product.
+
+        Parameters
+        ----------
+        x : shape (nseg, L), float
+        grad : shape (nseg, ng); :math:`g_s`, the gradient with respect to row ``s`` of :meth:`sum_slots`
+
+        Returns
+        -------
+        Array, shape (nseg, L)
+        """
+        xp = array_namespace(x, grad)
+        nseg, width = x.shape
+        index, _, slope = self.terms(x, 1, check=False)
+        dots = row_dots(self.rows(xp, x), xp.reshape(index, (nseg, width * 6)), grad)
+        return xp.sum(xp.reshape(dots, (nseg, width, 6)) * slope, axis=-1)
 
     def _check_overflow(self, xp, flat: Array) -> None:
         """Every ``check_frequency`` calls, count and report inputs outside the table."""

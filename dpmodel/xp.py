@@ -48,6 +48,15 @@ def register_segment_sum(is_namespace: Callable[[Any], bool], native: Callable[[
     _SEGMENT_SUMS.append((is_namespace, native))
 
 
+_ROW_SUMS: list[tuple[Callable[[Any], bool], Callable[[Array, Array, Array], Array]]] = []
+
+
+def register_weighted_row_sum(is_namespace: Callable[[Any], bool],
+                              native: Callable[[Array, Array, Array], Array]) -> None:
+    """Give :func:`weighted_row_sum` a native sparse product for a namespace (``embedding_bag``)."""
+    _ROW_SUMS.append((is_namespace, native))
+
+
 def device(array: Array) -> Any:
     """The device of ``array`` (``array_api_compat.device``), for creating arrays beside it."""
     return array_api_compat.device(array)
@@ -104,6 +113,8 @@ def segment_sum(values: Array, segment: Array, nseg: int) -> Array:
         if is_namespace(xp):
             return native(values, segment, nseg)
     if array_api_compat.is_numpy_namespace(xp):
+        if values.ndim == 1:
+            return np.bincount(segment, weights=values, minlength=nseg).astype(values.dtype, copy=False)
         out = np.zeros((nseg, *values.shape[1:]), dtype=values.dtype)
         np.add.at(out, segment, values)
         return out
@@ -117,6 +128,69 @@ def segment_sum(values: Array, segment: Array, nseg: int) -> Array:
     start = xp.searchsorted(sorted_seg, bins, side="left")
     stop = xp.searchsorted(sorted_seg, bins, side="right")
     return xp.take(prefix, stop, axis=0) - xp.take(prefix, start, axis=0)
+
+
+def weighted_row_sum(table: Array, index: Array, weight: Array) -> Array:
+    """Weighted sums of table rows: ``out[s] = sum_l weight[s, l] * table[index[s, l]]``.
+
+    The product of the sparse (nseg, nrows) matrix with ``weight[s, l]`` at column
+    ``index[s, l]`` (repeated columns add up) and ``table``; no (nseg, L, ncol) block of
+    gathered rows is formed. Differentiable in ``weight`` wherever the namespace is.
+
+    Parameters
+    ----------
+    table : shape (nrows, ncol)
+    index : shape (nseg, L), integer, values in ``[0, nrows)``
+    weight : shape (nseg, L), table dtype
+
+    Returns
+    -------
+    Array, shape (nseg, ncol)
+    """
+    xp = array_namespace(table, index, weight)
+    for is_namespace, native in _ROW_SUMS:
+        if is_namespace(xp):
+            return native(table, index, weight)
+    nseg, nrows = index.shape[0], table.shape[0]
+    if index.shape[1] == 0:
+        return xp.zeros((nseg, table.shape[1]), dtype=table.dtype, device=array_api_compat.device(table))
+    if array_api_compat.is_numpy_namespace(xp):
+        from scipy.sparse import csr_matrix
+
+        width = index.shape[1]
+        matrix = csr_matrix((np.reshape(weight, (-1,)), np.reshape(index, (-1,)),
+                             np.arange(0, nseg * width + 1, width)), shape=(nseg, nrows))
+        return np.asarray(matrix @ table)
+    # Portable: the dense (nseg, nrows) matrix by one scatter-add, then one matrix product
+    # (its gradient in ``weight`` is a matrix product and a gather).
+    dense = segment_sum(xp.reshape(weight, (-1,)), xp.reshape(index + _row_offsets(xp, nseg, nrows, index), (-1,)),
+                        nseg * nrows)
+    return xp.matmul(xp.reshape(dense, (nseg, nrows)), table)
+
+
+def row_dots(table: Array, index: Array, vectors: Array) -> Array:
+    """``out[s, l] = table[index[s, l]] . vectors[s]``: the gradient of :func:`weighted_row_sum` in ``weight``.
+
+    Parameters
+    ----------
+    table : shape (nrows, ncol)
+    index : shape (nseg, L), integer, values in ``[0, nrows)``
+    vectors : shape (nseg, ncol)
+
+    Returns
+    -------
+    Array, shape (nseg, L)
+    """
+    xp = array_namespace(table, index, vectors)
+    nseg, nrows = index.shape[0], table.shape[0]
+    dots = xp.matmul(vectors, xp.matrix_transpose(table))  # (nseg, nrows)
+    flat = xp.reshape(index + _row_offsets(xp, nseg, nrows, index), (-1,))
+    return xp.reshape(xp.take(xp.reshape(dots, (-1,)), flat), index.shape)
+
+
+def _row_offsets(xp: Any, nseg: int, nrows: int, index: Array) -> Array:
+    """``s * nrows`` as a column, (nseg, 1): row ``s`` of a flattened (nseg, nrows) matrix."""
+    return xp.reshape(xp.arange(nseg, dtype=index.dtype, device=array_api_compat.device(index)) * nrows, (nseg, 1))
 
 
 def as_array(xp: Any, array: Array, like: Array | None = None) -> Array:

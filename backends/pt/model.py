@@ -24,7 +24,13 @@ def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch
     return out.index_add(0, segment, values)
 
 
+def weighted_row_sum(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Native sparse product (``embedding_bag``, one bag per row of ``index``) for :func:`dpmodel.xp.weighted_row_sum`."""
+    return torch.nn.functional.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+
+
 dpxp.register_segment_sum(array_api_compat.is_torch_namespace, segment_sum)
+dpxp.register_weighted_row_sum(array_api_compat.is_torch_namespace, weighted_row_sum)
 
 
 def evaluate_lower(model: Any, coord_ext: torch.Tensor, atype_ext: torch.Tensor, nlist: torch.Tensor,

@@ -6,10 +6,11 @@ clip :math:`c = \mathrm{clip}(x, l, e\,u)`, row :math:`k` from the fine stride
 :math:`s_1` below :math:`u` and the coarse stride :math:`s_2` above (clipped to the last
 row), :math:`\delta = c - x_k` with the knots of :meth:`dpmodel.table.TableInfo.knots`,
 the quintic :math:`P_k(\delta) = \sum_m a_{km}\delta^m`, and outside the table the linear
-continuation with the slope :math:`g` of the nearest end (dpmodel's edge slopes):
+continuation with the slope at the nearest end, folded into the weights of
+:meth:`dpmodel.table.TabulatedEmbedding.terms`:
 
-.. math:: \mathcal G(x) = P_k(\delta) + g\,(x - c), \qquad
-          g = P'_0(0) \text{ if } x < l \text{ else } P'_{n-1}(e\,u - x_{n-1}).
+.. math:: \mathcal G(x) = P_k(\delta) + P'_k(\delta)\,(x - c)
+          = \sum_m \big(\delta^m + m\,\delta^{m-1}(x - c)\big)\,a_{km}.
 
 Only the value is written: forces come from ``torch.autograd``, and the autograd of this
 expression is dpmodel's slope everywhere, because :math:`\partial c/\partial x` is 1 inside
@@ -36,7 +37,6 @@ import torch
 import torch.nn.functional as F
 
 from dpmodel.table import TabulatedEmbedding
-from dpmodel.xp import array_namespace
 
 
 class ScriptTable(torch.nn.Module):
@@ -46,7 +46,6 @@ class ScriptTable(torch.nn.Module):
     ----------
     rows : buffer of shape (6 nspline, ng), table dtype; row ``6k + m`` holds :math:`a_{km}` of every channel
     powers : buffer of shape (6,), int64; ``0..5``
-    edges : buffer of shape (2, ng), table dtype; slopes at ``lower`` and at ``bound`` (continuation outside)
     lower, upper, bound, stride1, stride2 : the table's bounds and strides (units of :math:`\\hat s`)
     fine_rows, nrows, ng : intervals of the fine table, intervals in all, output channels
     """
@@ -59,17 +58,12 @@ class ScriptTable(torch.nn.Module):
         super().__init__()
         info = table.info
         data = np.asarray(table.data)
-        xp = array_namespace(data)
         self.lower, self.upper, self.bound = float(info.lower), float(info.upper), float(info.bound)
         self.stride1, self.stride2 = float(info.stride1), float(info.stride2)
         self.fine_rows, self.nrows, self.ng = int(info.fine_rows), int(data.shape[0]), int(table.ng)
-        coefficients = np.asarray(table.coefficients(xp, data))  # (nspline, 6, ng)
-        rows = np.ascontiguousarray(coefficients).reshape(6 * self.nrows, self.ng)
+        rows = np.asarray(table.rows(np, data))  # (6 nspline, ng)
         self.register_buffer("rows", torch.from_numpy(np.array(rows, dtype=data.dtype, copy=True)))
         self.register_buffer("powers", torch.arange(6, dtype=torch.int64))
-        # dpmodel's own edge slopes, so the continuation is its formula
-        low, high = table._edge_slopes(xp, coefficients)
-        self.register_buffer("edges", torch.from_numpy(np.stack([low, high]).astype(data.dtype)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sum over slots of the table value: ``x`` (nf, nloc, nsel, 1) -> (nf, nloc, ng).
@@ -89,15 +83,14 @@ class ScriptTable(torch.nn.Module):
         knot = torch.where(row < self.fine_rows, self.lower + index * self.stride1,
                            self.upper + (index - self.fine_rows) * self.stride2)
         dx = inside - knot.to(flat.dtype)
+        beyond = flat - inside  # zero inside the table: the linear continuation outside
+        one = torch.ones_like(dx)
         d2 = dx * dx
         d3 = d2 * dx
-        weights = torch.stack([torch.ones_like(dx), dx, d2, d3, d2 * d2, d3 * d2], dim=-1)  # (n, 6)
+        powers = torch.stack([one, dx, d2, d3, d2 * d2, d3 * d2], dim=-1)  # (n, 6)
+        slopes = torch.stack([torch.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)], dim=-1)
+        weights = powers + slopes * beyond[:, None]
         bags = nf * nloc
         index6 = (row[:, None] * 6 + self.powers).reshape(bags, width * 6)
         value = F.embedding_bag(index6, self.rows, per_sample_weights=weights.reshape(bags, width * 6), mode="sum")
-        # linear continuation: sum over slots of edge * (x - c), split by edge (zero inside the table)
-        beyond = flat - inside
-        below = (flat < self.lower).to(flat.dtype)
-        sides = torch.stack([beyond * below, beyond * (1.0 - below)], dim=-1).reshape(bags, width, 2)
-        value = torch.addmm(value, torch.sum(sides, dim=1), self.edges)
         return value.reshape(nf, nloc, self.ng)

@@ -320,7 +320,7 @@ def test_jax_jit_and_autodiff_of_the_table(small_model):
         energy = jax.jit(lambda d: jnp.sum(small.atomic_energy_from_pairs(d, jnp.asarray(atype_ext),
                                                                            jnp.asarray(nlist))[0]))
         value, grad = jax.value_and_grad(energy)(jnp.asarray(diff))
-    np.testing.assert_allclose(float(value), atom_energy.sum(), rtol=1e-14)
+    np.testing.assert_allclose(float(value), atom_energy.sum(), rtol=1e-13)  # table sums in another order (CSR vs dense product)
     np.testing.assert_allclose(np.asarray(grad), pair_grad, rtol=0, atol=1e-12)
 
 
