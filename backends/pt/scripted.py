@@ -153,13 +153,16 @@ class ScriptDescriptor(torch.nn.Module):
         self.embeddings = torch.nn.ModuleList([_embedding(desc.embeddings[key], tables[desc.embeddings.flat_index(key)])
                                                for key in keys])
 
-    def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, nnei, 3).
+    def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor,
+                widths: List[int]) -> torch.Tensor:
+        """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, sum(widths), 3).
 
-        ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, nnei) neighbour types with
-        ``ntypes`` in padding slots, ``real`` (nf, nloc, nnei) true for real neighbours.
+        ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, sum(widths)) neighbour types with
+        ``ntypes`` in padding slots, ``real`` (nf, nloc, sum(widths)) true for real neighbours.
+        The list holds the first ``widths[t]`` slots of each type block (dpmodel's
+        ``trim_neighbor_list``); the embedding of the dropped padding slots is added back.
         """
-        nf, nloc = atype.shape[0], atype.shape[1]
+        nf, nloc, nkept = atype.shape[0], atype.shape[1], diff.shape[2]
         diff = diff.to(self.davg.dtype)
         realf = real.to(diff.dtype)
         r = torch.sqrt(torch.sum(diff * diff, dim=-1) + (1.0 - realf))
@@ -169,17 +172,34 @@ class ScriptDescriptor(torch.nn.Module):
         poly = 1.0 + uc**3 * (-6.0 * uc**2 + 15.0 * uc - 10.0)
         w = torch.where(u <= 0.0, torch.ones_like(r), torch.where(u >= 1.0, torch.zeros_like(r), poly))
         s = w / (r + self.protection) * realf
+        slots = self.kept_slots(widths, diff.device)
+        davg = torch.index_select(self.davg[:, :, 0], 1, slots)
+        dstd = torch.index_select(self.dstd[:, :, 0], 1, slots)
         flat = atype.reshape(-1)
-        mean = torch.index_select(self.davg[:, :, 0], 0, flat).reshape(nf, nloc, self.nnei)
-        std = torch.index_select(self.dstd[:, :, 0], 0, flat).reshape(nf, nloc, self.nnei)
+        mean = torch.index_select(davg, 0, flat).reshape(nf, nloc, nkept)
+        std = torch.index_select(dstd, 0, flat).reshape(nf, nloc, nkept)
         pair = atype[:, :, None] * (self.ntypes + 1) + ntype
-        mask = torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, self.nnei)
+        mask = torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
         s_hat = (s - mean) / std * mask
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
+        start = 0
         for tj, embed in enumerate(self.embeddings):
-            value = embed(s_hat[:, :, self.sections[tj]:self.sections[tj + 1], None])
+            value = embed(s_hat[:, :, start:start + widths[tj], None])
+            start += widths[tj]
+            if widths[tj] < self.sections[tj + 1] - self.sections[tj]:
+                # padding slots: s = 0, so s_hat = -davg/dstd of the centre type and slot; mask 1
+                first, stop = self.sections[tj] + widths[tj], self.sections[tj + 1]
+                padding = -self.davg[:, first:stop, 0] / self.dstd[:, first:stop, 0]  # (ntypes, npad)
+                per_type = embed(padding[None, :, :, None])[0]  # (ntypes, ng)
+                value = value + torch.index_select(per_type, 0, flat).reshape(nf, nloc, -1)
             total = value if tj == 0 else total + value
         return (total * self.scale).to(torch.float64)
+
+    def kept_slots(self, widths: List[int], device: torch.device) -> torch.Tensor:
+        """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""
+        parts = [torch.arange(self.sections[t], self.sections[t] + widths[t], dtype=torch.int64, device=device)
+                 for t in range(self.ntypes)]
+        return torch.cat(parts)
 
 
 class ScriptFitting(torch.nn.Module):
@@ -318,13 +338,17 @@ class ScriptModel(torch.nn.Module):
                             torch.full_like(ctype, self.ntypes * (self.ntypes + 2)))
         keep_pair = torch.index_select(self.pair_keep, 0, index.reshape(-1)).reshape(nf, nloc, nnei)
         nlist = torch.where(keep_pair, nlist, torch.full_like(nlist, -1))
+        widths = trimmed_widths(nlist, self.sel)
+        if sum(widths) < nnei:  # drop the trailing slots that are padding in every row
+            nlist = torch.index_select(nlist, 2, self.descriptor.kept_slots(widths, nlist.device))
+            nnei = nlist.shape[2]
         ntype = neighbor_types(safe_ext, nlist, self.ntypes)
         real = nlist >= 0
         safe = torch.where(real, nlist, torch.zeros_like(nlist))
         neighbours = take_rows(coord_ext, safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei, 3)
         diff = (neighbours - coord_ext[:, :nloc, None, :]) * real.to(torch.float64)[:, :, :, None]
         diff = diff.detach().requires_grad_(True)
-        descriptor = self.descriptor(diff, atype, ntype, real)
+        descriptor = self.descriptor(diff, atype, ntype, real, widths)
         atom_energy = self.fitting(descriptor, atype, fparam, aparam)
         mask = atype_loc >= 0
         for t in self.atom_exclude_types:
@@ -347,6 +371,18 @@ class ScriptModel(torch.nn.Module):
             atom_virial = torch.zeros([nf * nloc, 9], dtype=pair_grad.dtype, device=pair_grad.device)
             out["atom_virial"] = atom_virial.index_add(0, segment, pair_virial.reshape(-1, 9)).reshape(nf, nloc, 9)
         return out
+
+
+def trimmed_widths(nlist: torch.Tensor, sel: List[int]) -> List[int]:
+    """Per type block, one past the last slot that is real in some row (dpmodel ``trim_neighbor_list``)."""
+    widths: List[int] = []
+    start = 0
+    for width in sel:
+        real = nlist[:, :, start:start + width] >= 0
+        position = torch.arange(1, width + 1, dtype=torch.int64, device=nlist.device)
+        widths.append(int(torch.max(real.to(torch.int64) * position).item()) if real.numel() > 0 else 0)
+        start += width
+    return widths
 
 
 def script_model(model, model_def_script: str = "") -> torch.jit.ScriptModule:
