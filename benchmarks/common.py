@@ -62,6 +62,16 @@ def water_frames(nframes: int, system: str = "data_0") -> tuple[np.ndarray, np.n
     return coord.reshape(len(coord), -1, 3).astype(np.float64), box.astype(np.float64), atype
 
 
+def program_pot(path: Path):
+    """A ``DeepPot`` on a ``.pth`` file that runs its TorchScript program (what ``torch.jit.load`` users run)."""
+    from dpmodel.infer import DeepPot
+    from dpmodel.registry import backends
+
+    pot = DeepPot(path)
+    pot.evaluator = backends()["pt"].module("io").Evaluator(path, program=True)
+    return pot
+
+
 def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 2) -> float:
     """Median wall time of ``fn()`` in seconds after ``warmup`` calls."""
     for _ in range(warmup):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WATER, median_time, run_deepmd, table, water_frames, write_docs_section
+from common import WATER, median_time, program_pot, run_deepmd, table, water_frames, write_docs_section
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
 from dpmodel.data import DeepmdSystem
@@ -28,10 +28,9 @@ from dpmodel.training.neighbor_stat import neighbor_stat
 from infer import water_model
 
 
-def timings(paths: dict[str, Path], coord, box, atype, frames: list[int], repeat: int) -> dict[str, tuple]:
+def timings(pots: dict[str, DeepPot], coord, box, atype, frames: list[int], repeat: int) -> dict[str, tuple]:
     """ms/frame of E+F+V per frame count and of the descriptor, plain and compressed measured
     alternately (so load on the machine affects both alike); outputs on ``frames[0]`` frames."""
-    pots = {name: DeepPot(path) for name, path in paths.items()}
     rows: dict[str, dict] = {name: {} for name in pots}
     tasks = {f"E+F+V {nf} frame": (nf, "eval") for nf in frames}
     tasks["descriptor"] = (frames[-1], "eval_descriptor")
@@ -125,6 +124,17 @@ def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], re
     return rows
 
 
+def comparison_rows(label: str, measured: dict[str, tuple], natoms: int) -> list[dict]:
+    """Plain, compressed and speed-up rows of one implementation; the note gives the largest differences."""
+    (base, ref), (fast, out) = measured["plain"], measured["compressed"]
+    rows = [{"backend": f"{label} {name}", **row} for name, row in (("plain", base), ("compressed", fast))]
+    diffs = {"max dE/atom": float(np.abs(out[0] - ref[0]).max()) / natoms,
+             "max dF": float(np.abs(out[1] - ref[1]).max()), "max dV": float(np.abs(out[2] - ref[2]).max())}
+    rows.append({"backend": f"{label} speed-up", **{k: base[k] / fast[k] for k in base},
+                 "note": ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 4])
@@ -153,22 +163,19 @@ def main() -> None:
                 continue
             suffix = info.suffixes[0]
             paths = {name: tmp / f"{name}{suffix}" for name in ("plain", "compressed")}
-            try:
-                for name, model in (("plain", plain), ("compressed", small)):
-                    save_model_file(paths[name], model)
-                measured = timings(paths, coord, box, atype, args.frames, args.repeat)
-            except Exception as err:  # report, keep benchmarking the others
-                rows.append({"backend": f"{info.name} ({suffix})", "note": f"{type(err).__name__}: {err}"[:120]})
-                continue
-            (base, ref), (fast, out) = measured["plain"], measured["compressed"]
-            for name, row in (("plain", base), ("compressed", fast)):
-                rows.append({"backend": f"{info.name} ({suffix}) {name}", **row})
-            speed = {f"{k} speed-up": base[k] / fast[k] for k in base}
-            natoms = atype.size
-            diffs = {"max dE/atom": float(np.abs(out[0] - ref[0]).max()) / natoms,
-                     "max dF": float(np.abs(out[1] - ref[1]).max()), "max dV": float(np.abs(out[2] - ref[2]).max())}
-            rows.append({"backend": f"{info.name} speed-up", **{k: v for k, v in zip(base, speed.values())},
-                         "note": ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())})
+            variants = {f"{info.name} ({suffix})": DeepPot}
+            if info.name == "pt":  # also the TorchScript program that torch.jit.load users run
+                variants[f"pt ({suffix} TorchScript program)"] = program_pot
+            for label, make_pot in variants.items():
+                try:
+                    for name, model in (("plain", plain), ("compressed", small)):
+                        save_model_file(paths[name], model)
+                    measured = timings({name: make_pot(path) for name, path in paths.items()},
+                                       coord, box, atype, args.frames, args.repeat)
+                except Exception as err:  # report, keep benchmarking the others
+                    rows.append({"backend": label, "note": f"{type(err).__name__}: {err}"[:120]})
+                    continue
+                rows += comparison_rows(label, measured, atype.size)
         model_path = tmp / "plain.dp"
         io.save(model_path, plain)
         rows += deepmd_rows(model_path, tmp, coord, box, atype, args.frames, args.repeat, distance)

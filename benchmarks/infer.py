@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, deepmd_eval, median_time, table, water_frames, write_docs_section
+from common import REPO, deepmd_eval, median_time, program_pot, table, water_frames, write_docs_section
 from dpmodel import io
 from dpmodel.infer import DeepPot
 from dpmodel.registry import backends, save_model_file
@@ -62,9 +62,7 @@ def our_pots(model: Path, tmp: Path, only: list[str] | None = None) -> Iterator[
             continue
         yield info.name, label, dp
         if info.name == "pt":  # also the TorchScript program that torch.jit.load users run
-            program = DeepPot(path)
-            program.evaluator = info.module("io").Evaluator(path, program=True)
-            yield info.name, f"ours: pt ({suffix} TorchScript program)", program
+            yield info.name, f"ours: pt ({suffix} TorchScript program)", program_pot(path)
 
 
 def ours(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int) -> list[dict]:
