@@ -37,7 +37,7 @@ DEEPMD_PYTHON = os.environ.get("DEEPMD_PYTHON", str(REPO.parent / "dpvenv" / "bi
 #: where ``--write-docs`` puts results.md, its plots and sections/<script>.md
 DOCS_BENCHMARKS = REPO / "docs" / "benchmarks"
 #: order of the sections in results.md; sections of other scripts follow alphabetically
-SECTION_ORDER = ("scaling", "infer", "compress", "jax_compile", "train_speed", "train_water")
+SECTION_ORDER = ("scaling", "infer", "compress", "compress_wide", "jax_compile", "train_speed", "train_water")
 #: packages whose versions the machine description lists, here and in DeePMD-kit's interpreter
 VERSIONED = ("numpy", "torch", "jax", "tensorflow")
 
@@ -297,8 +297,10 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
 def write_docs_section(name: str, title: str, body: str, *, files: Mapping[str, Path] | None = None,
                        folder: Path = DOCS_BENCHMARKS, command: str | None = None, deepmd: bool = False,
-                       machine: str | None = None) -> Path:
+                       machine: str | None = None, script: str | None = None) -> Path:
     """Store one script's section under ``folder`` and reassemble ``folder/results.md``.
+
+    ``name`` names the section file; ``script`` the script that wrote it (default ``name``).
 
     ``body`` is Markdown (tables, ``![plot](name.png)``) whose relative paths are relative
     to ``folder``, the folder of results.md; ``files`` maps such names to files produced
@@ -310,7 +312,7 @@ def write_docs_section(name: str, title: str, body: str, *, files: Mapping[str, 
     for target, source in (files or {}).items():
         atomic_write(folder / target, Path(source).read_bytes())
     machine = machine if machine is not None else machine_description(command, deepmd)
-    text = (f"## {title}\n\n% section written by benchmarks/{name}.py --write-docs\n\n"
+    text = (f"## {title}\n\n% section written by benchmarks/{script or name}.py --write-docs\n\n"
             f"{body.strip()}\n\nMeasured on:\n\n{machine.strip()}\n")
     atomic_write(folder / "sections" / f"{name}.md", text)
     return assemble_results(folder)

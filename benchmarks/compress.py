@@ -180,14 +180,19 @@ def main() -> None:
         io.save(model_path, plain)
         rows += deepmd_rows(model_path, tmp, coord, box, atype, args.frames, args.repeat, distance)
     columns = ["backend", *[f"E+F+V {nf} frame" for nf in args.frames], "descriptor", "note"]
-    intro = (f"192-atom water, min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
+    model = (f"a seeded se_e2_r model, embedding nets {args.neuron}, fitting net [120, 120, 120]" if args.neuron
+             else "the water model of `infer.py`")
+    intro = (f"192-atom water, {model}; min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
              "(speed-up rows: plain / compressed)")
     print(intro)
     print(table(rows, columns))
     if args.write_docs:
         body = (f"{intro}; median of {args.repeat} alternating runs after 2 warm-up calls, "
                 f"through `DeepPot`.\n\n{table(rows, columns)}")
-        print(f"wrote {write_docs_section('compress', 'Compressed vs plain models', body)}")
+        name, title = "compress", "Compressed vs plain models"
+        if args.neuron:
+            name, title = "compress_wide", f"Compressed vs plain models, embedding nets {args.neuron}"
+        print(f"wrote {write_docs_section(name, title, body, script='compress')}")
 
 
 if __name__ == "__main__":
