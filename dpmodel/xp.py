@@ -134,8 +134,10 @@ def weighted_row_sum(table: Array, index: Array, weight: Array) -> Array:
     """Weighted sums of table rows: ``out[s] = sum_l weight[s, l] * table[index[s, l]]``.
 
     The product of the sparse (nseg, nrows) matrix with ``weight[s, l]`` at column
-    ``index[s, l]`` (repeated columns add up) and ``table``; no (nseg, L, ncol) block of
-    gathered rows is formed. Differentiable in ``weight`` wherever the namespace is.
+    ``index[s, l]`` (repeated columns add up) and ``table``. NumPy (SciPy's CSR product)
+    and registered natives (PyTorch's ``embedding_bag``) form no (nseg, L, ncol) block of
+    gathered rows; the portable form does. Differentiable in ``weight`` wherever the
+    namespace is.
 
     Parameters
     ----------
@@ -161,11 +163,9 @@ def weighted_row_sum(table: Array, index: Array, weight: Array) -> Array:
         matrix = csr_matrix((np.reshape(weight, (-1,)), np.reshape(index, (-1,)),
                              np.arange(0, nseg * width + 1, width)), shape=(nseg, nrows))
         return np.asarray(matrix @ table)
-    # Portable: the dense (nseg, nrows) matrix by one scatter-add, then one matrix product
-    # (its gradient in ``weight`` is a matrix product and a gather).
-    dense = segment_sum(xp.reshape(weight, (-1,)), xp.reshape(index + _row_offsets(xp, nseg, nrows, index), (-1,)),
-                        nseg * nrows)
-    return xp.matmul(xp.reshape(dense, (nseg, nrows)), table)
+    # Portable: gather the rows, (nseg, L, ncol) at once; one batched (1, L) @ (L, ncol) product per segment.
+    rows = xp.reshape(xp.take(table, xp.reshape(index, (-1,)), axis=0), (nseg, index.shape[1], table.shape[1]))
+    return xp.matmul(weight[:, None, :], rows)[:, 0, :]
 
 
 def row_dots(table: Array, index: Array, vectors: Array) -> Array:
