@@ -76,3 +76,13 @@ def test_slot_slopes_are_finite_differences_of_sum_slots(table):
         down[s, l] -= h
         numeric[s, l] = np.sum((table.sum_slots(up) - table.sum_slots(down))[s] * grad[s]) / (2 * h)
     np.testing.assert_allclose(table.slot_slopes(x, grad), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_portable_dense_form_equals_loops(monkeypatch):
+    """The scatter-add and product form the portable sum takes for wide rows."""
+    import dpmodel.xp as dpxp
+
+    monkeypatch.setattr(dpxp, "DENSE_ROW_SUM_RATIO", 0)
+    xp = array_api_strict
+    out = np.asarray(weighted_row_sum(xp.asarray(TABLE), xp.asarray(INDEX), xp.asarray(WEIGHT)))
+    np.testing.assert_allclose(out, loop_row_sum(TABLE, INDEX, WEIGHT), rtol=0, atol=1e-13)
