@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/train_water.py [--steps 2000] [--backends pt jax tf] [--deepmd] [--seeds 1 2 3]
-                                     [--jobs 2] [--workdir DIR] [--write-docs]
+                                     [--from-deepmd-init pt] [--jobs 2] [--workdir DIR] [--write-docs]
 
 The input is DeePMD-kit's ``examples/water/se_e2_r/input.json`` unchanged except for
 ``numb_steps``, the data paths (``../shared/data/water``: ``data_0..2`` train, ``data_3``
@@ -14,7 +14,9 @@ validates) and, per ``--seeds`` entry, the three seeds (training, descriptor, fi
 ``$DEEPMD_PYTHON`` or ``../dpvenv/bin/python``, PyTorch backend); its checkpoint is converted
 to ``.dp`` with DeePMD-kit's own ``convert-backend`` and tested by the same ``dp test``, so
 every number comes from one evaluation code. A single seed compares two random
-initialisations as much as two codes, so the summary gives the mean over seeds.
+initialisations as much as two codes, so the summary gives the mean over seeds, and
+``--from-deepmd-init pt`` also trains the named backends from DeePMD-kit's own initial
+model of each seed, which takes the initialisation out of the comparison.
 ``--jobs N`` trains N runs at once, each with one thread (``OMP_NUM_THREADS=1``); s/step
 then describes that setting. Every run uses the default device of its framework.
 ``--write-docs`` also stores the tables as this script's section of
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,7 +72,7 @@ def write_input(folder: Path, steps: int, water: Path, seed: int = 1) -> Path:
     config["training"]["training_data"]["systems"] = [str(water / f"data_{i}") for i in range(3)]
     config["training"]["validation_data"]["systems"] = [str(water / "data_3")]
     config["training"]["numb_steps"] = steps
-    config["training"]["save_freq"] = min(1000, steps)
+    config["training"]["save_freq"] = max(1, min(1000, steps))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "input.json"
     path.write_text(json.dumps(config, indent=2))
@@ -118,15 +121,38 @@ def finished(folder: Path, steps: int) -> bool:
     return bool(rows) and int(rows[-1][0]) >= steps
 
 
+_INIT_LOCK = threading.Lock()
+
+
+def deepmd_initial_model(root: Path, seed: int, water: Path, env: dict) -> Path:
+    """DeePMD-kit's model before its first step for ``seed`` (weights, statistics, energy bias), as ``.dp``.
+
+    DeePMD-kit trains the input with ``numb_steps`` 0 and converts its checkpoint.
+    """
+    folder = root / f"deepmd-pt-seed{seed}-init"
+    path = folder / "model0.dp"
+    with _INIT_LOCK:
+        if not path.exists():
+            write_input(folder, 0, water, seed)
+            deepmd = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
+            run([*deepmd, "--pt", "train", "input.json"], folder, "train.log", env)
+            run([*deepmd, "convert-backend", "model.ckpt.pt", "model0.dp"], folder, "convert.log", env)
+    return path
+
+
 def train(root: Path, implementation: str, backend: str, seed: int, steps: int, water: Path,
-          threads: int | None, reuse: bool = False) -> dict:
+          threads: int | None, reuse: bool = False, from_deepmd_init: bool = False) -> dict:
     """One training run (``implementation`` ``"dpmodel"`` or ``"deepmd"``), frozen to ``.dp`` and tested.
 
-    With ``reuse``, a folder that already holds the finished run is only tested again.
+    With ``reuse``, a folder that already holds the finished run is only tested again. With
+    ``from_deepmd_init``, a ``"dpmodel"`` run starts from DeePMD-kit's initial model of the
+    same seed (``dp train --init-frz-model``) instead of drawing its own.
     """
-    folder = root / f"{implementation}-{backend}-seed{seed}"
+    from_deepmd_init = from_deepmd_init and implementation == "dpmodel"
+    folder = root / (f"{implementation}-{backend}-seed{seed}" + ("-deepmd-init" if from_deepmd_init else ""))
+    name = f"dpmodel --{backend}" if implementation == "dpmodel" else f"DeePMD-kit 3.2.0 --{backend}"
+    name += " (from DeePMD-kit's initial model)" if from_deepmd_init else ""
     if reuse and finished(folder, steps):
-        name = f"dpmodel --{backend}" if implementation == "dpmodel" else f"DeePMD-kit 3.2.0 --{backend}"
         test_backend = backend if implementation == "dpmodel" else None
         return {"run": name, "seed": seed, "wall_s": float("nan"),
                 "s_per_step": seconds_per_step(folder, "train.log", float("nan"), steps),
@@ -140,14 +166,15 @@ def train(root: Path, implementation: str, backend: str, seed: int, steps: int, 
                     "TF_NUM_INTEROP_THREADS": "1"})
     if implementation == "dpmodel":
         dp = [sys.executable, "-m", "dpmodel.cli"]
-        wall = run([*dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
+        start = ["-f", str(deepmd_initial_model(root, seed, water, env))] if from_deepmd_init else []
+        wall = run([*dp, f"--{backend}", "train", "input.json", *start], folder, "train.log", env)
         run([*dp, "freeze", "-o", "model.dp"], folder, "freeze.log", env)
-        name, test_backend = f"dpmodel --{backend}", backend
+        test_backend = backend
     else:
         env_dp = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
         wall = run([*env_dp, f"--{backend}", "train", "input.json"], folder, "train.log", env)
         run([*env_dp, "convert-backend", "model.ckpt.pt", "model.dp"], folder, "convert.log", env)
-        name, test_backend = f"DeePMD-kit 3.2.0 --{backend}", None
+        test_backend = None
     return {"run": name, "seed": seed, "wall_s": wall, "s_per_step": seconds_per_step(folder, "train.log", wall, steps),
             "lcurve_rmse_f_val": last_val_force(folder), "test_rmse_f": test_force_rmse(folder / "model.dp", folder, water, test_backend)}
 
@@ -174,6 +201,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each with one thread when > 1")
     parser.add_argument("--reuse", action="store_true", help="only test runs already finished in --workdir")
+    parser.add_argument("--from-deepmd-init", nargs="+", default=[], metavar="BACKEND",
+                        help="also train these of our backends from DeePMD-kit's initial model of each seed "
+                             "(same weights, statistics and energy bias; only the batches differ)")
     parser.add_argument("--data", type=Path, default=WATER, help="the water data (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-water")
     parser.add_argument("--write-docs", action="store_true",
@@ -193,10 +223,11 @@ def main() -> None:
         plan += [("dpmodel", b, seed) for b in backends[:1]]
         plan += [("deepmd", "pt", seed)] if args.deepmd and seed in args.seeds else []
         plan += [("dpmodel", b, seed) for b in backends[1:]]
+        plan += [("dpmodel", b, seed, True) for b in backends if b in args.from_deepmd_init]
     threads = 1 if args.jobs > 1 else None
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda job: train(args.workdir, *job, args.steps, args.data, threads, args.reuse),
-                             plan))
+        rows = list(pool.map(lambda job: train(args.workdir, *job[:3], args.steps, args.data, threads, args.reuse,
+                                               *job[3:]), plan))
     columns = {"run": "run", "seed": "seed", "lcurve_rmse_f_val": "rmse_f_val (lcurve)", "test_rmse_f": "test rmse_f",
                "s_per_step": "s/step", "wall_s": "wall s"}
     runs = table([{columns[k]: v for k, v in row.items()} for row in rows], list(columns.values()))
@@ -209,7 +240,10 @@ def main() -> None:
         body = (f"DeePMD-kit's `examples/water/se_e2_r` input, {args.steps} steps (`data_0..2` train, `data_3` "
                 "validates), seeds " + ", ".join(map(str, args.seeds)) + "; force RMSE in eV/Å (test: every frame "
                 "of `data_3`, by this project's `dp test`); s/step is the trainer's own average when it prints one, "
-                f"else wall time / steps ({setting}). Acceptance: mean test force RMSE at most 1.1x DeePMD-kit's.\n\n"
+                f"else wall time / steps ({setting}). Acceptance: mean test force RMSE at most 1.1x DeePMD-kit's. "
+                "Runs marked *from DeePMD-kit's initial model* start from DeePMD-kit's own model before its "
+                "first step for that seed (`--from-deepmd-init`): the same weights, statistics and energy bias, "
+                "so only the batch order and the arithmetic differ.\n\n"
                 + runs + "\n" + means)
         path = write_docs_section("train_water", "Training the se_e2_r water example", body, deepmd=args.deepmd)
         print(f"wrote {path}")
