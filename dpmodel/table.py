@@ -98,10 +98,6 @@ class TabulatedEmbedding:
     def ng(self) -> int:
         return int(self.data.shape[1]) // 6
 
-    def coefficients(self, xp, like: Array) -> Array:
-        """``data`` as (nspline, 6, ng): row ``k``, power ``m``, channel ``j``."""
-        return xp.reshape(self.rows(xp, like), (-1, 6, self.ng))
-
     def rows(self, xp, like: Array) -> Array:
         """``data`` as (6 nspline, ng): row ``6k + m`` holds :math:`a_{km}` of every channel."""
         if isinstance(self.data, np.ndarray):
