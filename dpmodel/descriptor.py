@@ -11,7 +11,7 @@ type pair otherwise. The mean runs over all ``sel`` slots, padding included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,17 +22,13 @@ from dpmodel.errors import ConfigError
 from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
+from dpmodel.slot_sum import Pullback, scaled, sum_over_slots, summed
 from dpmodel.table import TabulatedEmbedding
 from dpmodel.tabulate import deserialize_tables, serialize_tables, tabulate_embeddings
 from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
 RES_RESCALE = 0.2
 """Constant factor applied to the averaged embedding in every DeePMD backend."""
-
-
-Pullback = Callable[[Array], Array]
-"""Maps :math:`g = \\partial E/\\partial\\mathcal D` (nf, nloc, ng) to :math:`\\partial E/\\partial\\hat s`
-of one type block's slots, (nf, nloc, width)."""
 
 
 @dataclass
@@ -233,27 +229,27 @@ class DescrptSeR:
             total = total + value
             if widths[tj] < self.sel[tj]:
                 total = total + self._padding_sum(xp, atype_loc, tj, widths[tj], s_hat)
-            pullbacks.append(_scaled(pullback, scale) if need_grad else None)
+            pullbacks.append(scaled(pullback, scale) if need_grad else None)
         return total * scale, pullbacks if need_grad else None
 
     def _embed_block(self, xp, block: Array, atype_loc: Array, tj: int, need_grad: bool):
         """Summed embedding of the slots of neighbour type ``tj`` (nf, nloc, ng), and its pullback."""
         if self.type_one_side:
-            return _sum_over_slots(self.embedding((tj,)), block, None, need_grad)
+            return sum_over_slots(self.embedding((tj,)), block, None, need_grad)
         value, pullbacks = 0.0, []
         for ti in range(self.ntypes):
             net = self.embedding((ti, tj))
             if net is None:
                 continue
             centre = xp.astype(atype_loc == ti, block.dtype)[:, :, None]
-            v, pullback = _sum_over_slots(net, block, centre, need_grad)
+            v, pullback = sum_over_slots(net, block, centre, need_grad)
             value = value + v
             pullbacks.append(pullback)
         if isinstance(value, float):
             nf, nloc = block.shape[0], block.shape[1]
             value = xp.zeros((nf, nloc, self.dim_out), dtype=block.dtype, device=device(block))
             return value, (lambda grad: xp.zeros_like(block)) if need_grad else None
-        return value, _summed(pullbacks) if need_grad else None
+        return value, summed(pullbacks) if need_grad else None
 
     def _kept_slots(self, widths: list[int]) -> np.ndarray:
         """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""
@@ -386,51 +382,6 @@ class DescrptSeR:
         if compress is not None:
             obj.tables = deserialize_tables(compress, len(obj.embeddings.networks), dtype)
         return obj
-
-
-def _sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre: Array | None,
-                    need_grad: bool) -> tuple[Array, Pullback | None]:
-    """:math:`\\sum_j \\mathcal G(\\hat s_{ij})` over the slots of ``block`` (nf, nloc, width), and its pullback.
-
-    ``centre`` (nf, nloc, 1) or None multiplies each centre's sum (the centre-type mask of
-    ``type_one_side=False``). A table sums without forming each slot's (ng,) value
-    (:meth:`TabulatedEmbedding.sum_slots`); a net evaluates every slot.
-    """
-    xp = array_namespace(block)
-    nf, nloc, width = block.shape
-    if isinstance(net, TabulatedEmbedding):
-        rows = xp.reshape(block, (nf * nloc, width))
-        scale = None if centre is None else xp.reshape(centre, (nf * nloc, 1))
-        value = xp.reshape(net.sum_slots(rows, scale), (nf, nloc, net.ng))
-
-        def table_pullback(grad: Array) -> Array:
-            flat = xp.reshape(grad if centre is None else grad * centre, (nf * nloc, net.ng))
-            return xp.reshape(net.slot_slopes(rows, flat), (nf, nloc, width))
-
-        return value, table_pullback if need_grad else None
-    if need_grad:
-        value, slope = net.call_with_derivatives(block[..., None], 1)
-    else:
-        value, slope = net.call(block[..., None]), None
-    if centre is not None:
-        value = value * centre[..., None]
-        slope = slope * centre[..., None] if need_grad else None
-    return xp.sum(value, axis=2), (lambda grad: xp.sum(slope * grad[:, :, None, :], axis=-1)) if need_grad else None
-
-
-def _summed(pullbacks: list[Pullback]) -> Pullback:
-    """The pullback of a sum of contributions."""
-    def pullback(grad: Array) -> Array:
-        out = pullbacks[0](grad)
-        for other in pullbacks[1:]:
-            out = out + other(grad)
-        return out
-    return pullback
-
-
-def _scaled(pullback: Pullback, scale: float) -> Pullback:
-    """``pullback`` of the descriptor times ``scale``."""
-    return lambda grad: pullback(grad * scale)
 
 
 def _validate(rcut: float, rcut_smth: float, sel: list[int], neuron: list[int]) -> None:
