@@ -118,21 +118,21 @@ class ScriptNeighborList(torch.nn.Module):
         """
         nf, nall = atype_ext.shape[0], atype_ext.shape[1]
         far = torch.max(coord_ext) + 2.0 * self.rcut
-        coord = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
-        squared = torch.zeros(0, dtype=coord.dtype, device=coord.device)
-        for k in range(3):  # x, y, z of coord_j - coord_i: faster than a sum over a last axis of 3
-            axis = coord[:, :, k]
+        axes = torch.where((atype_ext < 0)[:, :, None], far, coord_ext).transpose(1, 2).contiguous()  # (nf, 3, nall)
+        squared = torch.zeros(0, dtype=axes.dtype, device=axes.device)
+        for k in range(3):  # x, y, z of coord_j - coord_i, each a contiguous row
+            axis = axes[:, k, :]
             part = axis[:, None, :] - axis[:, :nloc, None]
             squared = part * part if k == 0 else squared + part * part
-        dist = torch.sqrt(squared) - torch.eye(nloc, nall, dtype=coord.dtype, device=coord.device)
-        order = self.candidates(dist.reshape(nf * nloc, nall)).reshape(nf, nloc, -1)
+        torch.diagonal(squared, 0, 1, 2).fill_(-1.0)  # the atom itself
+        order, d = self.candidates(squared.reshape(nf * nloc, nall))
+        order, d = order.reshape(nf, nloc, -1), d.reshape(nf, nloc, -1)
         if order.shape[2] < self.nsel:
             pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
             order = torch.cat([order, pad], dim=-1)
-        order = order[:, :, :self.nsel]
+            d = torch.cat([d, torch.full(pad.shape, float("inf"), dtype=d.dtype, device=d.device)], dim=-1)
+        order, d = order[:, :, :self.nsel], d[:, :, :self.nsel]
         real = order >= 0
-        safe = torch.where(real, order, torch.zeros_like(order))
-        d = take_rows(dist.reshape(nf * nloc, nall), safe.reshape(nf * nloc, self.nsel)).reshape(nf, nloc, self.nsel)
         keep = real & (d <= self.rcut) & (atype_ext[:, :nloc, None] >= 0)
         nlist = torch.where(keep, order, torch.full_like(order, -1))
         ntype = neighbor_types(atype_ext, nlist, self.ntypes)
@@ -147,23 +147,26 @@ class ScriptNeighborList(torch.nn.Module):
             blocks.append(block[:, :, :width])
         return torch.cat(blocks, dim=-1)
 
-    def candidates(self, dist: torch.Tensor) -> torch.Tensor:
+    def candidates(self, squared: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Atoms within ``rcut`` of each row's atom, itself excluded, nearest first (ties: lower index).
 
-        ``dist`` (nrows, nall), Å, -1 for the atom itself; returns (nrows, max count) indices,
-        -1 after each row's last.
+        ``squared`` (nrows, nall), Å², squared distances, -1 for the atom itself; returns
+        (nrows, max count) indices, -1 after each row's last, and their distances (Å, inf there).
+        Only the atoms within a hair above ``rcut`` get a square root; ``build`` applies the exact cut.
         """
-        nrows = dist.shape[0]
-        within = (dist >= 0.0) & (dist <= self.rcut)
+        nrows = squared.shape[0]
+        loose = (self.rcut * (1.0 + 1e-10)) ** 2
+        within = (squared >= 0.0) & (squared <= loose)
         count = torch.sum(within, dim=1)
         width = int(torch.max(count).item()) if nrows > 0 else 0
         hits = torch.nonzero(within)  # (nhits, 2), row-major: index order within each row
         row, column = hits[:, 0], hits[:, 1]
         start = torch.cumsum(count, dim=0) - count
-        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=dist.device) - torch.index_select(start, 0, row)
-        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=dist.device)
+        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=squared.device) - torch.index_select(start, 0, row)
+        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=squared.device)
         packed = packed.index_copy(0, row * width + slot, column).reshape(nrows, width)
         found = packed >= 0
-        near = torch.gather(dist, 1, torch.where(found, packed, torch.zeros_like(packed)))
+        near = torch.sqrt(torch.gather(squared, 1, torch.where(found, packed, torch.zeros_like(packed))))
         near = torch.where(found, near, torch.full_like(near, float("inf")))
-        return torch.gather(packed, 1, torch.argsort(near, dim=1, stable=True))
+        near, order = torch.sort(near, dim=1, stable=True)
+        return torch.gather(packed, 1, order), near

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from backends.pt.scripted import ScriptLayer, script_model
+from backends.pt.scripted_neighbor import ScriptNeighborList
 from backends.pt.scripted_table import ScriptTable
 from dpmodel.activation import ACTIVATIONS
 from dpmodel.compress import compress_model_dict
@@ -70,6 +71,25 @@ def test_forward_lower_with_external_neighbor_list():
     out = program.forward_lower(tensor(coord_ext), tensor(atype_ext, torch.int64), tensor(nlist, torch.int64),
                                 tensor(mapping, torch.int64), None, None, True)
     compare_outputs(out, expected, 1e-10)
+
+
+@pytest.mark.parametrize("sel", [[3, 2], [20, 20]])
+def test_neighbor_list_equals_dpmodel_on_a_lattice_with_ties(sel):
+    """Simple cubic lattice: shells of equal distances, ``sel`` cutting inside a shell (ties go to
+    the lower extended index), virtual atoms, atoms exactly at ``rcut`` (2 Å, kept)."""
+    grid = np.stack(np.meshgrid(*[np.arange(3.0)] * 3, indexing="ij"), axis=-1).reshape(1, 27, 3)
+    atype = (np.arange(27) % 2).reshape(1, 27)
+    atype[0, [4, 13]] = -1
+    box = np.diag([3.0, 3.0, 3.0]).reshape(1, 9)
+    expected = neighbor_data(grid, atype, box, 2.0, sel)
+    program = ScriptNeighborList(2.0, sel, 2)
+    out = program(tensor(grid), tensor(atype, torch.int64), tensor(box))
+    def named(coord_ext, nlist):  # the position of every neighbour (ghosts are numbered differently)
+        return np.where(nlist[..., None] >= 0, coord_ext[0][np.maximum(nlist, 0)], np.nan)
+
+    nlist = out[3].numpy()
+    np.testing.assert_array_equal(nlist >= 0, expected[3] >= 0)
+    np.testing.assert_array_equal(named(out[0].numpy(), nlist), named(expected[0], expected[3]))
 
 
 def test_program_metadata_and_missing_fparam():
