@@ -70,12 +70,14 @@ class ScriptLayer(torch.nn.Module):
 
     activation: int
     skip: int
+    has_idt: bool
 
     def __init__(self, layer) -> None:
         super().__init__()
         self.register_buffer("w", _tensor(layer.w))
         self.register_buffer("b", _tensor(layer.b, layer.w[0]))
         self.register_buffer("idt", _tensor(layer.idt, layer.w[0], 1.0))
+        self.has_idt = layer.idt is not None
         self.activation = _ACTIVATIONS.index(canonical_activation(layer.activation_function))
         # the skip rule is dpmodel's: probe Layer.skip with a dummy input
         probe = layer.skip(np.zeros((1, layer.num_in)))
@@ -84,8 +86,10 @@ class ScriptLayer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[:-1]
         shape.append(self.w.shape[1])
-        z = torch.matmul(x.reshape(-1, x.shape[-1]), self.w).reshape(shape) + self.b
-        y = _activation(z, self.activation) * self.idt
+        z = torch.addmm(self.b, x.reshape(-1, x.shape[-1]), self.w).reshape(shape)
+        y = _activation(z, self.activation)
+        if self.has_idt:
+            y = y * self.idt
         if self.skip == 1:
             y = y + x
         elif self.skip == 2:
@@ -248,13 +252,15 @@ class ScriptFitting(torch.nn.Module):
             a = aparam.reshape(nf, nloc, self.numb_aparam).to(dtype)
             parts.append((a - self.aparam_avg) * self.aparam_inv_std)
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        energy = torch.zeros(0, dtype=dtype, device=x.device)
-        for t, net in enumerate(self.nets):
-            if self.mixed_types:
-                energy = net(x)
-            else:
-                y = net(x) * (atype == t).to(dtype)[:, :, None]
-                energy = y if t == 0 else energy + y
+        if self.mixed_types:
+            energy = self.nets[0](x)
+        else:  # each type's net on its own atoms only
+            flat_type, rows = atype.reshape(-1), x.reshape(nf * nloc, -1)
+            energy = torch.zeros([nf * nloc, 1], dtype=dtype, device=x.device)
+            for t, net in enumerate(self.nets):
+                index = torch.nonzero(flat_type == t)[:, 0]
+                energy = energy.index_copy(0, index, net(torch.index_select(rows, 0, index)))
+            energy = energy.reshape(nf, nloc, 1)
         bias = torch.index_select(self.bias_atom_e, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
         energy = energy.to(torch.float64) + bias
         keep = torch.ones_like(atype, dtype=torch.bool)
