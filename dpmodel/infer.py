@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dpmodel import allocator
 from dpmodel.capabilities import is_supported, model_options
 from dpmodel.errors import UnsupportedOptionError
 from dpmodel.registry import BackendInfo, backends, for_suffix
@@ -31,6 +32,7 @@ class DeepPot:
     """
 
     def __init__(self, path: str | Path) -> None:
+        allocator.tune()
         self.path = Path(path)
         self.backend = for_suffix(path)
         try:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dpmodel import allocator
 from dpmodel.io import atomic_write
 from dpmodel.schedule import ExponentialDecay
 from dpmodel.training.checkpoint import Checkpoint, CheckpointKeeper
@@ -77,6 +78,7 @@ class Trainer:
     """
 
     def __init__(self, prepared: Prepared, options: TrainOptions | None = None) -> None:
+        allocator.tune()
         self.p = prepared
         self.options = options or TrainOptions()
         config = prepared.config
