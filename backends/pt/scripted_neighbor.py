@@ -137,14 +137,12 @@ class ScriptNeighborList(torch.nn.Module):
         nlist = torch.where(keep, order, torch.full_like(order, -1))
         ntype = neighbor_types(atype_ext, nlist, self.ntypes)
         blocks: List[torch.Tensor] = []
-        for t, width in enumerate(self.sel):
+        for t, width in enumerate(self.sel):  # each type's atoms, in list order, to the first slots of its block
             is_t = ntype == t
-            pick = torch.argsort((~is_t).to(torch.int64), dim=-1, stable=True)
-            block = torch.where(torch.gather(is_t, 2, pick), torch.gather(nlist, 2, pick), torch.full_like(nlist, -1))
-            if block.shape[2] < width:
-                pad = torch.full([nf, nloc, width - block.shape[2]], -1, dtype=block.dtype, device=block.device)
-                block = torch.cat([block, pad], dim=-1)
-            blocks.append(block[:, :, :width])
+            rank = torch.cumsum(is_t.to(torch.int64), dim=-1) - 1
+            slot = torch.where(is_t & (rank < width), rank, torch.full_like(rank, width))  # slot ``width``: discarded
+            block = torch.full([nf, nloc, width + 1], -1, dtype=nlist.dtype, device=nlist.device)
+            blocks.append(block.scatter(2, slot, nlist)[:, :, :width])
         return torch.cat(blocks, dim=-1)
 
     def candidates(self, squared: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
