@@ -21,7 +21,13 @@ from dpmodel.xp import Array, array_namespace, as_array
 
 
 def matmul_2d(xp, x: Array, w: Array) -> Array:
-    """``x @ w`` for ``x`` of shape (..., n) and ``w`` (n, m), as one 2-D product."""
+    """``x @ w`` for ``x`` of shape (..., n) and ``w`` (n, m), as one 2-D product.
+
+    With ``n == 1`` (an embedding net's first layer) it is the outer product, the same
+    numbers by broadcasting, which skips a matrix product of inner size 1 and its gradients.
+    """
+    if x.shape[-1] == 1:
+        return x * w[0, :]
     lead = tuple(x.shape[:-1])
     out = xp.matmul(xp.reshape(x, (-1, x.shape[-1])), w)
     return xp.reshape(out, (*lead, w.shape[-1]))
