@@ -104,13 +104,16 @@ class EnergyFitting:
         return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
 
     def call(self, descriptor: Array, atype: Array, fparam: Array | None = None, aparam: Array | None = None,
-             need_grad: bool = False) -> tuple[Array, Array | None]:
+             need_grad: bool = False, split_types: bool = False) -> tuple[Array, Array | None]:
         """Atomic energies and, with ``need_grad``, their gradient w.r.t. the descriptor.
 
         Parameters
         ----------
         descriptor : shape (nf, nloc, dim_descrpt)
         atype : shape (nf, nloc), int; values in ``[0, ntypes)``
+        split_types : run each type's net on its own atoms only (gathered, then put back in
+            place) instead of on every atom under a 0/1 mask; needs a concrete (not traced)
+            ``atype``, as the row counts depend on its values.
 
         Returns
         -------
@@ -119,6 +122,40 @@ class EnergyFitting:
         """
         xp = array_namespace(descriptor, atype)
         x = self.net_input(descriptor, fparam, aparam)
+        if split_types and not self.mixed_types:
+            energy, grad = self._per_type_rows(xp, x, atype, need_grad)
+        else:
+            energy, grad = self._masked(xp, x, atype, need_grad)
+        bias = xp.take(as_array(xp, self.bias_atom_e, descriptor), xp.reshape(atype, (-1,)), axis=0)
+        energy = xp.astype(energy, xp.float64) + xp.reshape(bias, energy.shape)
+        keep = self._kept(xp, atype)
+        energy = energy * keep
+        if need_grad:
+            grad = xp.astype(grad[..., : self.dim_descrpt], xp.float64) * keep
+        return energy, (grad if need_grad else None)
+
+    def _per_type_rows(self, xp, x: Array, atype: Array, need_grad: bool) -> tuple[Array, Array | None]:
+        """Energies (and input gradients) with each net on the rows of its own type's atoms."""
+        lead = tuple(atype.shape)
+        rows, flat = xp.reshape(x, (-1, x.shape[-1])), xp.reshape(atype, (-1,))
+        picks, values, grads = [], [], []
+        for t in range(self.ntypes):
+            pick = xp.nonzero(flat == t)[0]
+            picks.append(pick)
+            if need_grad:
+                sub = xp.take(rows, pick, axis=0)
+                y, g = self.nets[(t,)].call_with_input_grad(sub, xp.ones_like(sub[..., :1]))
+                grads.append(g)
+            else:
+                y = self.nets[(t,)].call(xp.take(rows, pick, axis=0))
+            values.append(y)
+        back = xp.argsort(xp.concat(picks))  # row of each atom in the concatenation by type
+        energy = xp.reshape(xp.take(xp.concat(values), back, axis=0), (*lead, 1))
+        grad = xp.reshape(xp.take(xp.concat(grads), back, axis=0), (*lead, x.shape[-1])) if need_grad else None
+        return energy, grad
+
+    def _masked(self, xp, x: Array, atype: Array, need_grad: bool) -> tuple[Array, Array | None]:
+        """Energies (and input gradients) with every net on every atom, masked by type."""
         energy, grad = 0.0, 0.0
         for key, type_mask in self._net_masks(xp, atype, x.dtype):
             net = self.nets[key]
@@ -128,12 +165,6 @@ class EnergyFitting:
             else:
                 y = net.call(x)
             energy = energy + y * type_mask
-        bias = xp.take(as_array(xp, self.bias_atom_e, descriptor), xp.reshape(atype, (-1,)), axis=0)
-        energy = xp.astype(energy, xp.float64) + xp.reshape(bias, energy.shape)
-        keep = self._kept(xp, atype)
-        energy = energy * keep
-        if need_grad:
-            grad = xp.astype(grad[..., : self.dim_descrpt], xp.float64) * keep
         return energy, (grad if need_grad else None)
 
     def _net_masks(self, xp, atype: Array, dtype):

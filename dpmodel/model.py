@@ -138,7 +138,8 @@ class EnergyModel:
         """:meth:`atomic_energy` from pair displacements (nf, nloc, nnei, 3), Å.
 
         ``nlist`` must already have ``pair_exclude_types`` removed (:meth:`exclude_pairs`);
-        ``widths`` as returned with a list trimmed by :func:`dpmodel.neighbor.trim_neighbor_list`.
+        ``widths`` as returned with a list trimmed by :func:`dpmodel.neighbor.trim_neighbor_list`;
+        given, the arrays are concrete and each fitting net runs on its own type's atoms only.
         Backends differentiate this function with respect to ``diff``.
         """
         xp = array_namespace(diff, atype_ext, nlist)
@@ -146,7 +147,7 @@ class EnergyModel:
         safe_ext = xp.where(atype_ext >= 0, atype_ext, xp.zeros_like(atype_ext))
         descriptor, cache = self.descriptor.forward_pairs(diff, safe_ext, nlist, need_grad, widths)
         atype = safe_ext[:, :nloc]
-        energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad)
+        energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad, split_types=widths is not None)
         bias = xp.take(as_array(xp, self.out_bias[0, :, 0], descriptor), xp.reshape(atype, (-1,)))
         mask = self.atom_mask(atype_ext[:, :nloc])
         maskf = xp.astype(mask, xp.float64)[..., None]
