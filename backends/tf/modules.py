@@ -241,7 +241,7 @@ class EnergyFitting(dp_fitting.EnergyFitting, Parameters):
                 yield key, self, key, False
 
     def call(self, descriptor: Array, atype: Array, fparam: Array | None = None, aparam: Array | None = None,
-             need_grad: bool = False):
+             need_grad: bool = False, split_types: bool = False):
         if self.type_embedding is not None:
             if need_grad:
                 raise ValueError("analytic descriptor gradients are not available with a type embedding")
@@ -250,7 +250,7 @@ class EnergyFitting(dp_fitting.EnergyFitting, Parameters):
             table = self.type_embedding.call()
             tebd = xp.reshape(xp.take(table, xp.reshape(atype, (-1,)), axis=0), (nf, nloc, self.type_embedding.dim_out))
             descriptor = xp.concat([descriptor, xp.astype(tebd, descriptor.dtype)], axis=-1)
-        return super().call(descriptor, atype, fparam, aparam, need_grad)
+        return super().call(descriptor, atype, fparam, aparam, need_grad, split_types)
 
 
 class EnergyModel(dp_model.EnergyModel, Parameters):
