@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from dpmodel import neighbor_cache
 from dpmodel.region import face_distances, wrap_coord
 from dpmodel.xp import Array, array_namespace, take_rows
 
@@ -211,8 +212,19 @@ def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, s
 
     Returns
     -------
-    coord_ext (nf, nall, 3), atype_ext (nf, nall), mapping (nf, nall), nlist (nf, nloc, sum(sel))
+    coord_ext (nf, nall, 3), atype_ext (nf, nall), mapping (nf, nall), nlist (nf, nloc, sum(sel));
+    read-only NumPy arrays when a :mod:`dpmodel.neighbor_cache` is active (training).
     """
+    cache = neighbor_cache.active()
+    numpy_input = all(isinstance(a, np.ndarray) for a in (coord, atype) + (() if cell is None else (cell,)))
+    if cache is not None and numpy_input:
+        key = cache.key(coord, atype, cell, rcut, sel, method)
+        return cache.get_or_build(key, lambda: _neighbor_data(coord, atype, cell, rcut, sel, method))
+    return _neighbor_data(coord, atype, cell, rcut, sel, method)
+
+
+def _neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int],
+                   method: str) -> tuple[Array, Array, Array, Array]:
     if cell is not None:
         coord = wrap_coord(coord, cell)
     coord_ext, atype_ext, mapping = extend_coord_with_ghosts(coord, atype, cell, rcut)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpmodel import allocator
+from dpmodel import allocator, neighbor_cache
 from dpmodel.io import atomic_write
 from dpmodel.schedule import ExponentialDecay
 from dpmodel.training.checkpoint import Checkpoint, CheckpointKeeper
@@ -166,21 +166,25 @@ class Trainer:
         log.info("training %s with %s from step %d to %d", self.training["training_data"]["systems"],
                  self.p.backend.title or self.p.backend.name, start, self.numb_steps)
         clock = _Clock(start)
-        with _SigintGuard() as guard, Progress(self.numb_steps, start, self.options.progress) as bar:
-            for t in range(start, self.numb_steps):
-                lr = float(self.schedule.value(t))
-                prefs = self._prefactors(t, lr)
-                _, batch = self.p.train.next_batch()
-                metrics = self.p.trainer.step(batch, lr, prefs)
-                done = t + 1
-                bar.advance()
-                if self.training["disp_training"] and (done % disp_freq == 0 or done == 1):
-                    self._display(done, lr, prefs, metrics, batch, clock, bar)
-                if done % save_freq == 0 or done == self.numb_steps:
-                    self.save(done)
-                if guard.requested and done < self.numb_steps:
-                    path = self.last_checkpoint if done % save_freq == 0 else self.save(done)
-                    raise TrainingInterrupted(done, path)
+        cache = neighbor_cache.activate()  # frames recur every epoch; their neighbour lists do not change
+        try:
+            with _SigintGuard() as guard, Progress(self.numb_steps, start, self.options.progress) as bar:
+                for t in range(start, self.numb_steps):
+                    lr = float(self.schedule.value(t))
+                    prefs = self._prefactors(t, lr)
+                    _, batch = self.p.train.next_batch()
+                    metrics = self.p.trainer.step(batch, lr, prefs)
+                    done = t + 1
+                    bar.advance()
+                    if self.training["disp_training"] and (done % disp_freq == 0 or done == 1):
+                        self._display(done, lr, prefs, metrics, batch, clock, bar)
+                    if done % save_freq == 0 or done == self.numb_steps:
+                        self.save(done)
+                    if guard.requested and done < self.numb_steps:
+                        path = self.last_checkpoint if done % save_freq == 0 else self.save(done)
+                        raise TrainingInterrupted(done, path)
+        finally:
+            neighbor_cache.deactivate(cache)
         clock.summary(done)
         if start >= self.numb_steps:
             log.warning("the checkpoint is at step %d >= numb_steps = %d: nothing to train", start, self.numb_steps)
