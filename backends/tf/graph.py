@@ -19,6 +19,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from backends.tf.model import INPUT_NAMES, OUTPUT_NAMES, CompiledModel, descriptor_of, energy_and_forces, signature_of
 from backends.tf.modules import EnergyModel
+from backends.tf.xla import HotShapes
 
 Functions = tuple[Callable[[dict], dict], Callable[[dict], np.ndarray]]
 
@@ -91,7 +92,7 @@ def frozen_functions(graph_def: tf.compat.v1.GraphDef) -> Functions:
             return tf.compat.v1.import_graph_def(graph_def, input_map=mapped, return_elements=fetches, name="")
         return tf.compat.v1.wrap_function(imported, specs[: len(names)])
 
-    lower = importer(INPUT_NAMES, [f"o_{k}:0" for k in OUTPUT_NAMES])
+    lower = HotShapes(importer(INPUT_NAMES, [f"o_{k}:0" for k in OUTPUT_NAMES]), specs)
     descriptor = []  # imported on first use
 
     def run_descriptor(inputs: dict) -> np.ndarray:
@@ -99,8 +100,11 @@ def frozen_functions(graph_def: tf.compat.v1.GraphDef) -> Functions:
             descriptor.append(importer(INPUT_NAMES[:3], ["o_descriptor:0"]))
         return descriptor[0](*_feed(inputs, INPUT_NAMES[:3]))[0].numpy()
 
-    return (lambda inputs: dict(zip(OUTPUT_NAMES, (t.numpy() for t in lower(*_feed(inputs, INPUT_NAMES))))),
-            run_descriptor)
+    def run_lower(inputs: dict) -> dict:
+        return dict(zip(OUTPUT_NAMES, (t.numpy() for t in lower(*_feed(inputs, INPUT_NAMES)))))
+
+    run_lower.xla = lower
+    return run_lower, run_descriptor
 
 
 # ------------------------------------------------------------------ SavedModel
@@ -129,15 +133,18 @@ def _named(function) -> tf.types.experimental.ConcreteFunction:
 def savedmodel_functions(path: str | Path) -> Functions:
     """The two signatures of a SavedModel of ours."""
     loaded = tf.saved_model.load(str(path))
-    lower, descriptor = loaded.signatures["serving_default"], loaded.signatures["descriptor"]
+    signature, descriptor = loaded.signatures["serving_default"], loaded.signatures["descriptor"]
+    specs = signature.structured_input_signature[1]
+    lower = HotShapes(lambda *tensors: signature(**dict(zip(INPUT_NAMES, tensors))), [specs[n] for n in INPUT_NAMES])
 
     def run_lower(inputs: dict) -> dict:
-        return _numpy(lower(**{n: tf.convert_to_tensor(inputs[n]) for n in INPUT_NAMES}))
+        return _numpy(lower(*_feed(inputs, INPUT_NAMES)))
 
     def run_descriptor(inputs: dict) -> np.ndarray:
         return descriptor(**{n: tf.convert_to_tensor(inputs[n]) for n in INPUT_NAMES[:3]})["descriptor"].numpy()
 
     run_lower.loaded = loaded  # keep the restored objects alive
+    run_lower.xla = lower
     return run_lower, run_descriptor
 
 
@@ -154,6 +161,10 @@ def model_functions(model_dict: dict, eager: bool = False) -> Functions:
             return descriptor_of(model, *inputs)
     else:
         compiled = CompiledModel(model)
-        lower, descriptor = compiled.call_lower, compiled.descriptor_lower
-    return (lambda inputs: _numpy(lower(*_feed(inputs, INPUT_NAMES))),
-            lambda inputs: descriptor(*_feed(inputs, INPUT_NAMES[:3])).numpy())
+        lower, descriptor = HotShapes(compiled.call_lower, signature_of(model)), compiled.descriptor_lower
+
+    def run_lower(inputs: dict) -> dict:
+        return _numpy(lower(*_feed(inputs, INPUT_NAMES)))
+
+    run_lower.xla = lower if isinstance(lower, HotShapes) else None
+    return run_lower, lambda inputs: descriptor(*_feed(inputs, INPUT_NAMES[:3])).numpy()

@@ -54,10 +54,12 @@ def test_deeppot_matches_dpmodel(saved, suffix):
     sys_ = system("triclinic", natoms=11, seed=8)
     reference = DPModel.deserialize(data["model"]).call(sys_.coord, sys_.atype, sys_.box, do_atomic_virial=True)
     dp = DeepPot(paths[suffix])
-    energy, force, virial, atom_energy, atom_virial = dp.eval(sys_.coord, sys_.box, sys_.atype[0], atomic=True)
-    for name, value in (("energy", energy), ("force", force), ("virial", virial), ("atom_energy", atom_energy),
-                        ("atom_virial", atom_virial)):
-        assert_close(value, reference[name], 1e-10, name)
+    for call in range(3):  # the first call runs the graph, later ones its XLA compilation (backends.tf.xla)
+        energy, force, virial, atom_energy, atom_virial = dp.eval(sys_.coord, sys_.box, sys_.atype[0], atomic=True)
+        for name, value in (("energy", energy), ("force", force), ("virial", virial), ("atom_energy", atom_energy),
+                            ("atom_virial", atom_virial)):
+            assert_close(value, reference[name], 1e-10, f"{name}, call {call}")
+    assert dp.evaluator._lower.xla.compiled_calls == 2
     descriptor = DPModel.deserialize(data["model"]).descriptor
     from dpmodel.neighbor import neighbor_data
 
@@ -170,3 +172,18 @@ def test_deeppot_evaluates_a_tf_only_dp_file_with_tensorflow(tmp_path, kind):
     expected = DeepPot(tmp_path / "model.pb").eval(sys_.coord, sys_.box, sys_.atype[0])
     for name, a, b in zip(("energy", "force", "virial"), got, expected):
         assert_close(a, b, 1e-12, name)
+
+
+@pytest.mark.parametrize("setting, compiled", [(None, 2), ("0", 0)])
+def test_xla_takes_over_recurring_shapes_unless_turned_off(saved, monkeypatch, setting, compiled):
+    """A model built from its dict: the graph for a shape's first call, XLA from the second (``DP_TF_XLA=0``: never)."""
+    if setting is not None:
+        monkeypatch.setenv("DP_TF_XLA", setting)
+    data, _ = saved
+    evaluator = tfio.Evaluator(data=data)
+    sys_ = system("triclinic", natoms=11, seed=8)
+    outputs = [evaluator.evaluate(sys_.coord, sys_.box, sys_.atype) for _ in range(3)]
+    assert evaluator._lower.xla.compiled_calls == compiled
+    for out in outputs[1:]:
+        for name in ("energy", "force", "virial"):
+            assert_close(out[name], outputs[0][name], 1e-12, name)
