@@ -31,6 +31,7 @@ from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
 from backends.tf.modules import EnergyModel
+from backends.tf.xla import HotShapes
 from backends.tf.xp import TFArray, unwrap
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
@@ -83,8 +84,8 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
         step=tf.Variable(0, dtype=tf.int64, trainable=False), active=tuple(active),
         max_norm=None if max_norm is None else float(max_norm))
     signature = [*signature_of(model), *_LABEL_SPECS]
-    state.functions["loss"] = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature,
-                                          autograph=False)
+    loss = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature, autograph=False)
+    state.functions["loss"] = HotShapes(loss, signature)  # XLA for batch shapes that recur
     state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
                                              autograph=False)
     update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]

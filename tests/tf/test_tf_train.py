@@ -44,6 +44,19 @@ def test_loss_matches_dpmodel(state):
     np.testing.assert_allclose(float(train.evaluate(state, b, PREFS)["rmse"]), metrics["rmse"], rtol=1e-10)
 
 
+def test_xla_step_equals_the_graph_step():
+    """A batch shape's first step runs the graph, the next ones XLA (backends.tf.xla): same loss and gradients."""
+    state = train.build(model_dict("one_side"))
+    b = batch(5)
+    (loss0, metrics0, grads0), (loss1, metrics1, grads1) = (train.loss_and_grad(state, b, PREFS) for _ in range(2))
+    assert state.functions["loss"].compiled_calls == 1
+    np.testing.assert_allclose(float(loss1), float(loss0), rtol=1e-12)
+    for name in metrics0:
+        np.testing.assert_allclose(float(metrics1[name]), float(metrics0[name]), rtol=1e-12, err_msg=name)
+    for g1, g0 in zip(grads1, grads0):
+        np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-10, atol=1e-12)
+
+
 def test_gradient_is_loss_derivative(state):
     b = batch(2)
     _, _, grads = train.loss_and_grad(state, b, PREFS)
