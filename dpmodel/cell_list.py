@@ -53,10 +53,15 @@ def frame_pairs(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float, se
 
 
 def _tree_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
-    """(centre, neighbour) pairs within slightly more than ``rcut``, from two k-d trees."""
-    real = np.nonzero(atype >= 0)[0]
+    """(centre, neighbour) pairs within slightly more than ``rcut``, from two k-d trees.
+
+    The second tree holds only the atoms inside the centres' bounding box grown by the
+    radius (most ghosts of a periodic cell lie beyond it).
+    """
     centres = np.nonzero(atype[:nloc] >= 0)[0]
     radius = rcut * (1.0 + _QUERY_MARGIN)
+    low, high = coord[centres].min(axis=0) - radius, coord[centres].max(axis=0) + radius
+    real = np.nonzero((atype >= 0) & np.all((coord >= low) & (coord <= high), axis=1))[0]
     pairs = cKDTree(coord[centres]).sparse_distance_matrix(cKDTree(coord[real]), radius, output_type="ndarray")
     return centres[pairs["i"]], real[pairs["j"]]
 
@@ -109,10 +114,25 @@ def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc
     sorted_lists = np.full((nf, nloc, nsel), -1, dtype=np.int64)
     for f in range(nf):
         i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut, search)
-        order = np.lexsort((j, dist, i))
-        i, j = i[order], j[order]
-        first = np.searchsorted(i, np.arange(nloc), side="left")
-        rank = np.arange(i.size) - first[i]
-        keep = rank < nsel
-        sorted_lists[f, i[keep], rank[keep]] = j[keep]
+        rows = nearest_first(i, j, dist, nloc, coord_ext.shape[1])[:, :nsel]
+        sorted_lists[f, :, :rows.shape[1]] = rows
     return split_by_type(sorted_lists, atype_ext, sel)
+
+
+def nearest_first(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nloc: int, nall: int) -> np.ndarray:
+    """Neighbours of each centre by distance, ties by index: (nloc, max count), -1 after the last.
+
+    The pairs are ordered by (centre, neighbour) once, laid out one row per centre, and
+    each row sorted stably by distance: the order of a lexicographic sort by
+    (centre, distance, neighbour) at the cost of short row sorts.
+    """
+    order = np.argsort(i * nall + j)
+    i, j, dist = i[order], j[order], dist[order]
+    counts = np.bincount(i, minlength=nloc)
+    width = int(counts.max()) if i.size else 0
+    rank = np.arange(i.size) - (np.cumsum(counts) - counts)[i]
+    padded = np.full((nloc, width), np.inf)
+    padded[i, rank] = dist
+    columns = np.full((nloc, width), -1, dtype=np.int64)
+    columns[i, rank] = j
+    return np.take_along_axis(columns, np.argsort(padded, axis=1, kind="stable"), axis=1)
