@@ -85,7 +85,8 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
         max_norm=None if max_norm is None else float(max_norm))
     signature = [*signature_of(model), *_LABEL_SPECS]
     loss = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature, autograph=False)
-    state.functions["loss"] = HotShapes(loss, signature)  # XLA for batch shapes that recur
+    # XLA from a batch shape's first step, so that a restarted run repeats the same arithmetic
+    state.functions["loss"] = HotShapes(loss, signature, hot_after=1)
     state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
                                              autograph=False)
     update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]

@@ -7,6 +7,8 @@ concrete input shape (seconds), so :class:`HotShapes` runs the plain graph for a
 first ``hot_after - 1`` calls and the compiled one from then on: molecular dynamics and
 long evaluations (one system size, the same shapes every step) get the compiled program,
 one-off shapes (the last, shorter batch of ``dp test``) never pay for a compilation.
+The training step (:mod:`backends.tf.train`) compiles from a shape's first step
+(``hot_after=1``), so that a restarted run repeats the arithmetic of the original.
 
 ``DP_TF_XLA=0`` turns it off. If XLA cannot compile a graph the plain one runs from then
 on, with one warning.

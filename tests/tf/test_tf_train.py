@@ -45,10 +45,11 @@ def test_loss_matches_dpmodel(state):
 
 
 def test_xla_step_equals_the_graph_step():
-    """A batch shape's first step runs the graph, the next ones XLA (backends.tf.xla): same loss and gradients."""
+    """Training steps run under XLA (backends.tf.xla) from the first; the same loss and gradients as the graph."""
     state = train.build(model_dict("one_side"))
-    b = batch(5)
-    (loss0, metrics0, grads0), (loss1, metrics1, grads1) = (train.loss_and_grad(state, b, PREFS) for _ in range(2))
+    inputs = train._graph_inputs(state, batch(5), PREFS)
+    loss1, metrics1, grads1 = state.functions["loss"](*inputs)
+    loss0, metrics0, grads0 = state.functions["loss"].function(*inputs)
     assert state.functions["loss"].compiled_calls == 1
     np.testing.assert_allclose(float(loss1), float(loss0), rtol=1e-12)
     for name in metrics0:
