@@ -86,7 +86,10 @@ class ScriptLayer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[:-1]
         shape.append(self.w.shape[1])
-        z = torch.addmm(self.b, x.reshape(-1, x.shape[-1]), self.w).reshape(shape)
+        if self.w.shape[0] == 1:  # input width 1: the outer product by broadcasting
+            z = x * self.w[0] + self.b
+        else:
+            z = torch.addmm(self.b, x.reshape(-1, x.shape[-1]), self.w).reshape(shape)
         y = _activation(z, self.activation)
         if self.has_idt:
             y = y * self.idt
