@@ -110,11 +110,8 @@ class Layer:
             return y
         if self.num_out == self.num_in:
             return y + x
-        if self.num_out == 2 * self.num_in:  # y + concat([x, x]) without building the concatenation
-            xp = array_namespace(y)
-            lead = tuple(y.shape[:-1])
-            paired = xp.reshape(y, (*lead, 2, self.num_in)) + xp.reshape(x, (*lead, 1, self.num_in))
-            return xp.reshape(paired, (*lead, self.num_out))
+        if self.num_out == 2 * self.num_in:  # the concatenation beat a broadcast over a (2, num_in) split, measured
+            return y + array_namespace(y).concat([x, x], axis=-1)
         return y
 
     def linear(self, x: Array) -> Array:
