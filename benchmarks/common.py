@@ -37,7 +37,8 @@ DEEPMD_PYTHON = os.environ.get("DEEPMD_PYTHON", str(REPO.parent / "dpvenv" / "bi
 #: where ``--write-docs`` puts results.md, its plots and sections/<script>.md
 DOCS_BENCHMARKS = REPO / "docs" / "benchmarks"
 #: order of the sections in results.md; sections of other scripts follow alphabetically
-SECTION_ORDER = ("scaling", "infer", "compress", "compress_wide", "jax_compile", "train_speed", "train_water")
+SECTION_ORDER = ("scaling", "infer", "compress", "compress_wide", "jax_compile", "train_speed", "train_speed_epochs",
+                 "train_water")
 #: packages whose versions the machine description lists, here and in DeePMD-kit's interpreter
 VERSIONED = ("numpy", "torch", "jax", "tensorflow")
 
@@ -100,17 +101,26 @@ def supercell(coord: np.ndarray, box: np.ndarray, atype: np.ndarray,
     return big, (cell * np.asarray(reps, dtype=np.float64)[:, None]).ravel(), np.tile(atype, len(shifts))
 
 
-def run_deepmd(snippet: str, **values) -> dict | None:
+def tuned_malloc_env() -> dict[str, str]:
+    """Environment that gives another process the glibc thresholds of :mod:`dpmodel.allocator`."""
+    from dpmodel import allocator
+
+    return {"GLIBC_TUNABLES": f"glibc.malloc.mmap_threshold={allocator.MMAP_THRESHOLD}:"
+                              f"glibc.malloc.trim_threshold={allocator.TRIM_THRESHOLD}"}
+
+
+def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, **values) -> dict | None:
     """Run ``snippet`` under DeePMD-kit's interpreter; it must print one JSON line last.
 
-    ``values`` are passed as JSON in the variable ``ARGS``. Returns ``None`` (with a note
-    on stderr) when that interpreter is unavailable or fails.
+    ``values`` are passed as JSON in the variable ``ARGS``; ``env`` adds environment
+    variables. Returns ``None`` (with a note on stderr) when that interpreter is
+    unavailable or fails.
     """
     if not Path(DEEPMD_PYTHON).exists():
         print(f"[deepmd-kit skipped: no interpreter at {DEEPMD_PYTHON}; set DEEPMD_PYTHON]", file=sys.stderr)
         return None
     code = CXX_OP_STUB + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n" + textwrap.dedent(snippet)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     proc = subprocess.run([DEEPMD_PYTHON, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         print(f"[deepmd-kit run failed]\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -130,6 +140,8 @@ from deepmd.infer import DeepPot
 systems = [(s["key"], np.load(s["file"])) for s in ARGS["systems"]]
 out = {}
 for name, suffix in (("PyTorch", ".pth"), ("JAX", ".hlo"), ("TensorFlow", ".pb")):
+    if name not in ARGS["backends"]:
+        continue
     path = os.path.join(ARGS["tmp"], "deepmd" + suffix)
     try:
         convert_backend(INPUT=ARGS["model"], OUTPUT=path)
@@ -151,10 +163,13 @@ print(json.dumps(out))
 """
 
 
-def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: int, warmup: int = 2) -> dict:
+def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: int, warmup: int = 2,
+                backends: tuple[str, ...] = ("PyTorch", "JAX", "TensorFlow"),
+                env: Mapping[str, str] | None = None) -> dict:
     """Median seconds of DeePMD-kit's ``DeepPot.eval`` (energy, forces, virial) per backend and system.
 
-    ``systems`` maps a key to ``(coord (nf, natoms, 3), box (nf, 9), atype (natoms,))``.
+    ``systems`` maps a key to ``(coord (nf, natoms, 3), box (nf, 9), atype (natoms,))``;
+    ``backends`` names DeePMD-kit's backends to time, ``env`` adds environment variables.
     Returns ``{"PyTorch" | "JAX" | "TensorFlow": {key: {"seconds", "energy"}} or
     {"error": message}}``, or ``{}`` when DeePMD-kit's interpreter is unavailable. Runs on
     the CPU (:func:`run_deepmd` hides GPUs).
@@ -164,8 +179,8 @@ def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: in
         path = Path(tmp) / f"deepmd-system-{i}.npz"
         np.savez(path, coord=coord, box=box, atype=atype)
         listed.append({"key": key, "file": str(path)})
-    return run_deepmd(DEEPMD_EVAL_SNIPPET, model=str(model), tmp=str(tmp), systems=listed,
-                      repeat=repeat, warmup=warmup) or {}
+    return run_deepmd(DEEPMD_EVAL_SNIPPET, env=env, model=str(model), tmp=str(tmp), systems=listed,
+                      repeat=repeat, warmup=warmup, backends=list(backends)) or {}
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, deepmd_eval, median_time, program_pot, table, water_frames, write_docs_section
+from common import (REPO, deepmd_eval, median_time, program_pot, table, tuned_malloc_env, water_frames,
+                    write_docs_section)
 from dpmodel import io
 from dpmodel.infer import DeepPot
 from dpmodel.registry import backends, save_model_file
@@ -96,6 +97,9 @@ def main() -> None:
         rows = ours(model, tmp, coord, box, atype, args.frames, args.repeat)
         systems = {str(nf): (coord[:nf], box[:nf], atype) for nf in args.frames}
         theirs = deepmd_eval(model, tmp, systems, args.repeat)
+        # the same glibc thresholds as ours (DP_MALLOC_TUNING) given to DeePMD-kit's PyTorch, for comparison
+        tuned = deepmd_eval(model, tmp, systems, args.repeat, backends=("PyTorch",), env=tuned_malloc_env())
+        theirs.update({f"{name} (our malloc thresholds)": result for name, result in tuned.items()})
     for name, result in theirs.items():
         row = {"implementation": f"DeePMD-kit 3.2.0: {name}"}
         if "error" in result:
