@@ -63,13 +63,14 @@ def water_frames(nframes: int, system: str = "data_0") -> tuple[np.ndarray, np.n
     return coord.reshape(len(coord), -1, 3).astype(np.float64), box.astype(np.float64), atype
 
 
-def program_pot(path: Path):
-    """A ``DeepPot`` on a ``.pth`` file that runs its TorchScript program (what ``torch.jit.load`` users run)."""
+def eager_pot(path: Path):
+    """A ``DeepPot`` on a ``.pth`` file that runs the eager torch modules, never the file's TorchScript program
+    (which ``DeepPot`` runs by default for systems of up to ``backends.pt.io.PROGRAM_MAX_ATOMS`` atoms)."""
     from dpmodel.infer import DeepPot
     from dpmodel.registry import backends
 
     pot = DeepPot(path)
-    pot.evaluator = backends()["pt"].module("io").Evaluator(path, program=True)
+    pot.evaluator = backends()["pt"].module("io").Evaluator(path, program=False)
     return pot
 
 

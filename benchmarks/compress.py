@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WATER, median_time, program_pot, run_deepmd, table, water_frames, write_docs_section
+from common import WATER, eager_pot, median_time, run_deepmd, table, water_frames, write_docs_section
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
 from dpmodel.data import DeepmdSystem
@@ -164,8 +164,8 @@ def main() -> None:
             suffix = info.suffixes[0]
             paths = {name: tmp / f"{name}{suffix}" for name in ("plain", "compressed")}
             variants = {f"{info.name} ({suffix})": DeepPot}
-            if info.name == "pt":  # also the TorchScript program that torch.jit.load users run
-                variants[f"pt ({suffix} TorchScript program)"] = program_pot
+            if info.name == "pt":  # DeepPot runs the file's TorchScript program at this size; also the eager modules
+                variants[f"pt ({suffix}, eager modules)"] = eager_pot
             for label, make_pot in variants.items():
                 try:
                     for name, model in (("plain", plain), ("compressed", small)):

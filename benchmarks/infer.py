@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (REPO, deepmd_eval, median_time, program_pot, table, tuned_malloc_env, water_frames,
+from common import (REPO, deepmd_eval, eager_pot, median_time, table, tuned_malloc_env, water_frames,
                     write_docs_section)
 from dpmodel import io
 from dpmodel.infer import DeepPot
@@ -62,8 +62,8 @@ def our_pots(model: Path, tmp: Path, only: list[str] | None = None) -> Iterator[
             yield info.name, label, f"{type(err).__name__}: {err}"[:120]
             continue
         yield info.name, label, dp
-        if info.name == "pt":  # also the TorchScript program that torch.jit.load users run
-            yield info.name, f"ours: pt ({suffix} TorchScript program)", program_pot(path)
+        if info.name == "pt":  # DeepPot runs the file's TorchScript program at this size; also the eager modules
+            yield info.name, f"ours: pt ({suffix}, eager modules)", eager_pot(path)
 
 
 def ours(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int) -> list[dict]:

@@ -139,24 +139,37 @@ def default_device() -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
+#: systems of up to this many atoms run a ``.pth`` file's own program by default: its all-pairs
+#: neighbour search beats the host cell list up to a few hundred atoms (equal near 768 on 2 CPU cores)
+PROGRAM_MAX_ATOMS = 512
+
+
 class Evaluator:
     """Evaluates a ``.pth``/``.pt`` file (or an envelope) with the torch wrappers of dpmodel.
 
     The neighbour list is built on the host with dpmodel (NumPy; O(N) cell list for large
     systems), energies and autograd forces run on ``device``. ``program=True`` runs the
-    ``.pth`` file's TorchScript program instead (what ``torch.jit.load`` users get).
+    ``.pth`` file's TorchScript program instead (what ``torch.jit.load`` users get),
+    ``program=False`` never; by default a ``.pth`` of ours runs its program for systems of
+    at most :data:`PROGRAM_MAX_ATOMS` atoms, unless its tables check for overflows (which
+    only the eager path reports).
     """
 
     def __init__(self, path: str | Path | None = None, data: dict | None = None,
-                 device: str | torch.device | None = None, program: bool = False) -> None:
+                 device: str | torch.device | None = None, program: bool | None = None) -> None:
         self.data = load(path) if data is None else data
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model_from_dict(self.data["model"]).to(self.device).eval()
-        self.program = None
-        if program:
-            if path is None or Path(path).suffix.lower() != ".pth":
-                raise ModelFileError("program=True needs a .pth file")
-            self.program = torch.jit.load(str(path), map_location=self.device)
+        self.program, self.program_max_atoms = None, 0
+        is_pth = path is not None and Path(path).suffix.lower() == ".pth"
+        if program and not is_pth:
+            raise ModelFileError("program=True needs a .pth file")
+        checks = any(t is not None and t.info.check_frequency > 0 for t in (self.model.descriptor.tables or []))
+        if program or (program is None and is_pth and not checks):
+            loaded = torch.jit.load(str(path), map_location=self.device)
+            if program or hasattr(loaded, "neighbors"):  # by default only a program written here
+                self.program = loaded
+                self.program_max_atoms = PROGRAM_MAX_ATOMS if program is None else None
 
     def _tensor(self, array: Any, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
         return None if array is None else torch.as_tensor(np.array(array), dtype=dtype, device=self.device)
@@ -170,7 +183,7 @@ class Evaluator:
         atype = np.asarray(atype, dtype=np.int64)
         box = None if box is None else np.asarray(box, dtype=np.float64)
         fparam, aparam = self._tensor(fparam), self._tensor(aparam)
-        if self.program is not None:
+        if self.program is not None and (self.program_max_atoms is None or atype.shape[-1] <= self.program_max_atoms):
             out = self.program(self._tensor(coord), self._tensor(atype, torch.int64), self._tensor(box),
                                fparam, aparam, atomic)
         else:

@@ -78,9 +78,25 @@ def test_deeppot_through_registry(tmp_path):
 
     ext = neighbor_data(system.coord, system.atype, system.box, 4.0, [20, 20])
     assert_close(desc, model.descriptor.call(ext[0], ext[1], ext[3]), 1e-10, "descriptor")
-    # the archive's own program through the same evaluator
+    # the archive's own program (DeepPot's default for small systems), and the eager modules, give the same
+    assert pot.evaluator.program is not None and pot.evaluator.program_max_atoms == ptio.PROGRAM_MAX_ATOMS
     program = ptio.Evaluator(path, program=True).evaluate(system.coord, system.box, system.atype, fparam, aparam, True)
     compare_outputs(program, ref, 1e-10)
+    eager = ptio.Evaluator(path, program=False)
+    assert eager.program is None
+    compare_outputs(eager.evaluate(system.coord, system.box, system.atype, fparam, aparam, True), ref, 1e-10)
+
+
+def test_default_evaluator_runs_large_systems_eagerly(tmp_path, monkeypatch):
+    model, system, fparam, aparam, data = envelope()
+    ptio.save(tmp_path / "model.pth", data)
+    monkeypatch.setattr(ptio, "PROGRAM_MAX_ATOMS", system.atype.shape[1] - 1)  # this system counts as large
+    evaluator = ptio.Evaluator(tmp_path / "model.pth")
+    calls = []
+    monkeypatch.setattr(evaluator, "program", lambda *args: calls.append(args))  # would record a program call
+    out = evaluator.evaluate(system.coord, system.box, system.atype, fparam, aparam, True)
+    assert not calls
+    compare_outputs(out, model.call(system.coord, system.atype, system.box, fparam, aparam, do_atomic_virial=True), 1e-10)
 
 
 def test_pth_runs_in_fresh_process_without_this_package(tmp_path):
