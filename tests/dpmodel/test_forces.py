@@ -117,3 +117,21 @@ def test_atom_exclude_types_zero_atomic_energy():
     out = model.call(system.coord, system.atype, system.box)
     assert np.all(out["atom_energy"][system.atype == 1] == 0)
     assert np.any(out["atom_energy"][system.atype == 0] != 0)
+
+
+@pytest.mark.parametrize("need_grad", [False, True])
+def test_fitting_per_type_rows_equal_the_masked_nets(need_grad):
+    """``split_types`` (each net on its own atoms) gives the masked evaluation's energies and gradients."""
+    model = make_model(fitting_options={"exclude_types": [1]})
+    rng = np.random.default_rng(5)
+    descriptor = rng.normal(size=(2, 9, model.fitting.dim_descrpt))
+    atype = rng.integers(0, 2, size=(2, 9))
+    atype[1] = 0  # a frame without type 1
+    split = model.fitting.call(descriptor, atype, need_grad=need_grad, split_types=True)
+    masked = model.fitting.call(descriptor, atype, need_grad=need_grad)
+    np.testing.assert_allclose(split[0], masked[0], rtol=1e-13, atol=1e-13)
+    assert np.any(split[0] != 0.0) and np.all(split[0][atype == 1] == 0.0)
+    if need_grad:
+        np.testing.assert_allclose(split[1], masked[1], rtol=1e-13, atol=1e-13)
+    else:
+        assert split[1] is None and masked[1] is None
