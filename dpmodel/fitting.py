@@ -142,12 +142,12 @@ class EnergyFitting:
         for t in range(self.ntypes):
             pick = xp.nonzero(flat == t)[0]
             picks.append(pick)
+            sub = xp.take(rows, pick, axis=0)
             if need_grad:
-                sub = xp.take(rows, pick, axis=0)
                 y, g = self.nets[(t,)].call_with_input_grad(sub, xp.ones_like(sub[..., :1]))
                 grads.append(g)
             else:
-                y = self.nets[(t,)].call(xp.take(rows, pick, axis=0))
+                y = self.nets[(t,)].call(sub)
             values.append(y)
         back = xp.argsort(xp.concat(picks))  # row of each atom in the concatenation by type
         energy = xp.reshape(xp.take(xp.concat(values), back, axis=0), (*lead, 1))

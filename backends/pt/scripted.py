@@ -2,6 +2,7 @@
 
 TorchScript cannot compile dpmodel's array-API code, so this module, with
 :mod:`backends.pt.scripted_neighbor` (ghost atoms and neighbour list) and
+:mod:`backends.pt.scripted_net` (dense layers and nets) and
 :mod:`backends.pt.scripted_table` (compressed embedding nets), is the one native port in
 the backend, limited to what a deployed ``.pth`` needs: the forward pass of the energy
 model and its neighbour list. Every constant (cut-offs, ``sel``, statistics,
@@ -30,88 +31,12 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from backends.pt.scripted_net import ScriptNet, tensor_of
 from backends.pt.scripted_neighbor import ScriptNeighborList, neighbor_types, take_rows
 from backends.pt.scripted_table import ScriptTable
-from dpmodel.activation import canonical_activation
 from dpmodel.descriptor import RES_RESCALE
 from dpmodel.precision import numpy_dtype
 from dpmodel.table import TabulatedEmbedding
-
-_ACTIVATIONS = ("none", "linear", "tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu")
-
-
-@torch.jit.script
-def _activation(x: torch.Tensor, code: int) -> torch.Tensor:
-    if code == 2:
-        return torch.tanh(x)
-    if code == 3:
-        return x * (x > 0.0).to(x.dtype)
-    if code == 4:
-        return torch.clamp(x, 0.0, 6.0)
-    if code == 5:
-        return torch.log1p(torch.exp(-torch.abs(x))) + torch.where(x > 0.0, x, torch.zeros_like(x))
-    if code == 6:
-        return 1.0 / (1.0 + torch.exp(-x))
-    if code == 7 or code == 8:
-        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
-    if code == 9:
-        return x * (1.0 / (1.0 + torch.exp(-x)))
-    return x
-
-
-def _tensor(array: np.ndarray | None, like: np.ndarray | None = None, fill: float = 0.0) -> torch.Tensor:
-    if array is None:
-        return torch.full(like.shape, fill, dtype=torch.from_numpy(like).dtype)
-    return torch.from_numpy(np.array(array, copy=True))
-
-
-class ScriptLayer(torch.nn.Module):
-    """One dpmodel ``Layer``: ``phi(x @ w + b) * idt + skip(x)``."""
-
-    activation: int
-    skip: int
-    has_idt: bool
-
-    def __init__(self, layer) -> None:
-        super().__init__()
-        self.register_buffer("w", _tensor(layer.w))
-        self.register_buffer("b", _tensor(layer.b, layer.w[0]))
-        self.register_buffer("idt", _tensor(layer.idt, layer.w[0], 1.0))
-        self.has_idt = layer.idt is not None
-        self.activation = _ACTIVATIONS.index(canonical_activation(layer.activation_function))
-        # the skip rule is dpmodel's: probe Layer.skip with a dummy input
-        probe = layer.skip(np.zeros((1, layer.num_in)))
-        self.skip = 0 if probe is None else (1 if probe.shape[-1] == layer.num_in else 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[:-1]
-        shape.append(self.w.shape[1])
-        if self.w.shape[0] == 1:  # input width 1: the outer product by broadcasting
-            z = x * self.w[0] + self.b
-        else:
-            z = torch.addmm(self.b, x.reshape(-1, x.shape[-1]), self.w).reshape(shape)
-        y = _activation(z, self.activation)
-        if self.has_idt:
-            y = y * self.idt
-        if self.skip == 1:
-            y = y + x
-        elif self.skip == 2:
-            y = y + torch.cat([x, x], dim=-1)
-        return y
-
-
-class ScriptNet(torch.nn.Module):
-    """A dpmodel ``EmbeddingNet`` or ``FittingNet``: its layers in order."""
-
-    def __init__(self, net) -> None:
-        super().__init__()
-        self.layers = torch.nn.ModuleList([ScriptLayer(layer) for layer in net.layers])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
 
 def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
     """(ntypes+1)**2 flat 0/1 table, 0 for the unordered ``pairs``; index ``ti*(ntypes+1)+tj``."""
@@ -151,8 +76,8 @@ class ScriptDescriptor(torch.nn.Module):
         self.ntypes, self.nnei = desc.ntypes, desc.nnei
         self.sections = [int(s) for s in np.cumsum([0, *desc.sel])]
         self.scale = RES_RESCALE / desc.nnei
-        self.register_buffer("davg", _tensor(desc.davg))
-        self.register_buffer("dstd", _tensor(desc.dstd))
+        self.register_buffer("davg", tensor_of(desc.davg))
+        self.register_buffer("dstd", tensor_of(desc.dstd))
         pairs = desc.exclude_types if desc.type_one_side else []
         self.register_buffer("exclude", _pair_table(desc.ntypes, pairs, desc.davg.dtype))
         tables = desc.tables or [None] * len(desc.embeddings.networks)
@@ -225,13 +150,13 @@ class ScriptFitting(torch.nn.Module):
         self.has_default_fparam = fitting.default_fparam is not None
         empty = np.zeros(0, dtype)
         self.register_buffer("dtype_probe", torch.from_numpy(empty))
-        self.register_buffer("fparam_avg", _tensor(fitting.fparam_avg if fitting.numb_fparam else empty))
-        self.register_buffer("fparam_inv_std", _tensor(fitting.fparam_inv_std if fitting.numb_fparam else empty))
-        self.register_buffer("aparam_avg", _tensor(fitting.aparam_avg if fitting.numb_aparam else empty))
-        self.register_buffer("aparam_inv_std", _tensor(fitting.aparam_inv_std if fitting.numb_aparam else empty))
+        self.register_buffer("fparam_avg", tensor_of(fitting.fparam_avg if fitting.numb_fparam else empty))
+        self.register_buffer("fparam_inv_std", tensor_of(fitting.fparam_inv_std if fitting.numb_fparam else empty))
+        self.register_buffer("aparam_avg", tensor_of(fitting.aparam_avg if fitting.numb_aparam else empty))
+        self.register_buffer("aparam_inv_std", tensor_of(fitting.aparam_inv_std if fitting.numb_aparam else empty))
         default = np.zeros(fitting.numb_fparam) if fitting.default_fparam is None else fitting.default_fparam
         self.register_buffer("default_fparam", torch.from_numpy(np.asarray(default, dtype=np.float64).reshape(-1)))
-        self.register_buffer("bias_atom_e", _tensor(np.asarray(fitting.bias_atom_e, dtype=np.float64)))
+        self.register_buffer("bias_atom_e", tensor_of(np.asarray(fitting.bias_atom_e, dtype=np.float64)))
         keys = [()] if fitting.mixed_types else [(t,) for t in range(fitting.ntypes)]
         self.nets = torch.nn.ModuleList([ScriptNet(fitting.nets[key]) for key in keys])
 
@@ -288,7 +213,7 @@ class ScriptModel(torch.nn.Module):
         self.dim_fparam, self.dim_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
         self.model_def_script = model_def_script
         self.register_buffer("pair_keep", _pair_table(desc.ntypes, model.pair_exclude_types, np.bool_))
-        self.register_buffer("out_bias", _tensor(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
+        self.register_buffer("out_bias", tensor_of(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
         self.neighbors = ScriptNeighborList(desc.rcut, desc.sel, desc.ntypes)
         self.descriptor = ScriptDescriptor(desc)
         self.fitting = ScriptFitting(model.fitting)

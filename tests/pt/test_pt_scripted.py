@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from backends.pt.scripted import ScriptLayer, script_model
+from backends.pt.scripted import script_model
+from backends.pt.scripted_net import ScriptLayer
 from backends.pt.scripted_neighbor import ScriptNeighborList
 from backends.pt.scripted_table import ScriptTable
 from dpmodel.activation import ACTIVATIONS

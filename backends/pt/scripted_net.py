@@ -1,0 +1,87 @@
+"""Dense layers and nets of the TorchScript program inside a ``.pth`` file.
+
+:class:`ScriptLayer` is dpmodel's ``Layer`` (``phi(x @ w + b) * idt + skip(x)``) and
+:class:`ScriptNet` a stack of them, with every weight, activation and skip rule read from
+the dpmodel object at build time; ``tests/pt/test_pt_scripted.py`` compares them with
+dpmodel for every activation and skip kind.
+"""
+
+import numpy as np
+import torch
+
+from dpmodel.activation import canonical_activation
+
+_ACTIVATIONS = ("none", "linear", "tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu")
+
+
+@torch.jit.script
+def _activation(x: torch.Tensor, code: int) -> torch.Tensor:
+    if code == 2:
+        return torch.tanh(x)
+    if code == 3:
+        return x * (x > 0.0).to(x.dtype)
+    if code == 4:
+        return torch.clamp(x, 0.0, 6.0)
+    if code == 5:
+        return torch.log1p(torch.exp(-torch.abs(x))) + torch.where(x > 0.0, x, torch.zeros_like(x))
+    if code == 6:
+        return 1.0 / (1.0 + torch.exp(-x))
+    if code == 7 or code == 8:
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+    if code == 9:
+        return x * (1.0 / (1.0 + torch.exp(-x)))
+    return x
+
+
+def tensor_of(array: np.ndarray | None, like: np.ndarray | None = None, fill: float = 0.0) -> torch.Tensor:
+    if array is None:
+        return torch.full(like.shape, fill, dtype=torch.from_numpy(like).dtype)
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+class ScriptLayer(torch.nn.Module):
+    """One dpmodel ``Layer``: ``phi(x @ w + b) * idt + skip(x)``."""
+
+    activation: int
+    skip: int
+    has_idt: bool
+
+    def __init__(self, layer) -> None:
+        super().__init__()
+        self.register_buffer("w", tensor_of(layer.w))
+        self.register_buffer("b", tensor_of(layer.b, layer.w[0]))
+        self.register_buffer("idt", tensor_of(layer.idt, layer.w[0], 1.0))
+        self.has_idt = layer.idt is not None
+        self.activation = _ACTIVATIONS.index(canonical_activation(layer.activation_function))
+        # the skip rule is dpmodel's: probe Layer.skip with a dummy input
+        probe = layer.skip(np.zeros((1, layer.num_in)))
+        self.skip = 0 if probe is None else (1 if probe.shape[-1] == layer.num_in else 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape[:-1]
+        shape.append(self.w.shape[1])
+        if self.w.shape[0] == 1:  # input width 1: the outer product by broadcasting
+            z = x * self.w[0] + self.b
+        else:
+            z = torch.addmm(self.b, x.reshape(-1, x.shape[-1]), self.w).reshape(shape)
+        y = _activation(z, self.activation)
+        if self.has_idt:
+            y = y * self.idt
+        if self.skip == 1:
+            y = y + x
+        elif self.skip == 2:
+            y = y + torch.cat([x, x], dim=-1)
+        return y
+
+
+class ScriptNet(torch.nn.Module):
+    """A dpmodel ``EmbeddingNet`` or ``FittingNet``: its layers in order."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList([ScriptLayer(layer) for layer in net.layers])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
