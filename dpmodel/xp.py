@@ -29,11 +29,25 @@ def register_namespace(is_array: Callable[[Any], bool], namespace: Any) -> None:
         Module-like object with the array API functions used by ``dpmodel``.
     """
     _EXTRA_NAMESPACES.append((is_array, namespace))
+    _BY_TYPES.clear()
+
+
+_BY_TYPES: dict[tuple[type, ...], Any] = {}
+"""Namespaces found so far, by the types of the arrays: the namespace of an array depends on its type
+only, and ``array_api_compat.array_namespace`` costs ~10 us a call (a training step makes thousands)."""
 
 
 def array_namespace(*arrays: Any) -> Any:
     """Namespace shared by ``arrays`` (``None`` and Python scalars are ignored)."""
     arrays = tuple(a for a in arrays if a is not None and not isinstance(a, (int, float, bool)))
+    types = tuple(type(a) for a in arrays)
+    namespace = _BY_TYPES.get(types)
+    if namespace is None:
+        namespace = _BY_TYPES[types] = _find_namespace(arrays)
+    return namespace
+
+
+def _find_namespace(arrays: tuple[Any, ...]) -> Any:
     for is_array, namespace in _EXTRA_NAMESPACES:
         if arrays and any(is_array(a) for a in arrays):
             return namespace
