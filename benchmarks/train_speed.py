@@ -1,14 +1,16 @@
 """Training s/step on the water example: every backend here vs DeePMD-kit 3.2.0's, one run.
 
 Usage: ``python benchmarks/train_speed.py [--steps 50 250] [--backends pt jax tf]
-[--deepmd-backends pt jax tf] [--later-epochs] [--write-docs]``.
+[--deepmd-backends pt jax tf] [--later-epochs] [--repeat 3] [--write-docs]``.
 
 Each implementation trains the input of ``train_water.py`` twice through its real command
 line, for the two step counts of ``--steps``, with validation and checkpoints only at the
 end. s/step is the difference of the two wall times over the difference of the step
 counts, so start-up, statistics, compilation and the final validation and save cancel
 and every implementation is timed by the same rule. Batch size "auto" is one 192-atom
-frame; each framework uses its default threads and device.
+frame; each framework uses its default threads and device. With ``--repeat R`` every
+implementation is measured once per round for R rounds, so that the machine's slow and
+fast spells fall on all of them; the table gives medians and the spread.
 
 The three training systems hold 320 frames, so the default steps time the first epoch,
 where every frame is new. ``--later-epochs`` times steps 400 to 600 instead (unless
@@ -24,8 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from common import DEEPMD_PYTHON, WATER, table, write_docs_section
 from train_water import DEEPMD_MAIN, run, write_input
+
+DEEPMD = "DeePMD-kit 3.2.0"
 
 
 def wall_time(command: list[str], folder: Path, steps: int) -> float:
@@ -47,12 +53,25 @@ def seconds_per_step(command: list[str], root: Path, steps: tuple[int, int]) -> 
     return (long - short) / (steps[1] - steps[0])
 
 
+def summary(framework: str, who: str, ours: list[float], theirs: list[float] | None, note: str) -> dict:
+    """A table row: median s/step, its range over the rounds, and for ours the median over rounds of
+    DeePMD-kit's s/step over ours in the same round (paired, so drifts of the machine cancel)."""
+    row = {"framework": framework, "implementation": who, "note": note}
+    if ours:
+        row["s/step"] = float(np.median(ours))
+        row["range"] = f"{min(ours):.3g}-{max(ours):.3g}" if len(ours) > 1 else ""
+    if who == "ours" and ours and theirs:
+        row["speed vs DeePMD-kit"] = float(np.median([t / o for o, t in zip(ours, theirs)]))
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs=2, default=None, help="default 50 250, or 400 600 with --later-epochs")
     parser.add_argument("--later-epochs", action="store_true", help="time steps after the first epoch (see above)")
     parser.add_argument("--backends", nargs="+", default=["pt", "jax", "tf"])
     parser.add_argument("--deepmd-backends", nargs="*", default=["pt", "jax", "tf"])
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of measurements; medians are reported")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dpmodel-train-speed")
     parser.add_argument("--write-docs", action="store_true", help="also write this section of docs/benchmarks/results.md")
     args = parser.parse_args()
@@ -61,31 +80,31 @@ def main() -> None:
     steps = tuple(sorted(args.steps or ([400, 600] if args.later_epochs else [50, 250])))
     ours_cli = [sys.executable, "-m", "dpmodel.cli"]
     theirs_cli = [DEEPMD_PYTHON, "-c", DEEPMD_MAIN]
-    rows = []
-    for backend in args.backends:
-        rows.append({"framework": backend, "implementation": "ours",
-                     "s/step": seconds_per_step([*ours_cli, f"--{backend}"], args.workdir / f"ours-{backend}", steps)})
-    for backend in args.deepmd_backends:
-        try:
-            value = seconds_per_step([*theirs_cli, f"--{backend}"], args.workdir / f"deepmd-{backend}", steps)
-        except SystemExit:  # a backend DeePMD-kit cannot train here: report its last log line, go on
-            logs = sorted((args.workdir / f"deepmd-{backend}").glob("*/train.log"))
-            last = [line for line in logs[-1].read_text().splitlines() if line.strip()][-1] if logs else "failed"
-            rows.append({"framework": backend, "implementation": "DeePMD-kit 3.2.0", "note": last[:160]})
-            continue
-        rows.append({"framework": backend, "implementation": "DeePMD-kit 3.2.0", "s/step": value})
-    for row in rows:
-        theirs = next((r for r in rows if r["framework"] == row["framework"] and r["implementation"] != "ours"
-                       and "s/step" in r), None)
-        if row["implementation"] == "ours" and theirs is not None:
-            row["speed vs DeePMD-kit"] = theirs["s/step"] / row["s/step"]
-    text = table(rows, ["framework", "implementation", "s/step", "speed vs DeePMD-kit", "note"])
+    runs = [(b, "ours", [*ours_cli, f"--{b}"], args.workdir / f"ours-{b}") for b in args.backends]
+    runs += [(b, DEEPMD, [*theirs_cli, f"--{b}"], args.workdir / f"deepmd-{b}") for b in args.deepmd_backends]
+    samples: dict[tuple[str, str], list[float]] = {}
+    notes: dict[tuple[str, str], str] = {}
+    for _ in range(args.repeat):  # rounds: every implementation once per round, so slow spells hit all alike
+        for framework, who, command, folder in runs:
+            if (framework, who) in notes:
+                continue
+            try:
+                samples.setdefault((framework, who), []).append(seconds_per_step(command, folder, steps))
+            except SystemExit:  # a backend DeePMD-kit cannot train here: report its last log line, go on
+                logs = sorted(folder.glob("*/train.log"))
+                last = [line for line in logs[-1].read_text().splitlines() if line.strip()][-1] if logs else "failed"
+                notes[(framework, who)] = last[:160]
+    rows = [summary(framework, who, samples.get((framework, who), []), samples.get((framework, DEEPMD)),
+                    notes.get((framework, who), "")) for framework, who, _, _ in runs]
+    text = table(rows, ["framework", "implementation", "s/step", "range", "speed vs DeePMD-kit", "note"])
     print(f"training s/step, water (192 atoms, batch 1), steps {steps[0]} vs {steps[1]}\n")
     print(text)
     if args.write_docs:
         body = (f"Training the water input of `train_water.py` for {steps[0]} and {steps[1]} steps; s/step is the "
                 "difference of the wall times over the difference of the steps (start-up, statistics and "
-                "compilation cancel). Speed vs DeePMD-kit is DeePMD-kit's s/step over ours, same framework.")
+                "compilation cancel). Speed vs DeePMD-kit is DeePMD-kit's s/step over ours, same framework"
+                f"; {args.repeat} round(s), each implementation once per round: s/step is the median over the "
+                "rounds, range its spread, and the speed the median of the rounds' ratios.")
         name, title = "train_speed", "Training speed (first epoch)"
         if args.later_epochs:
             name, title = "train_speed_epochs", "Training speed after the first epoch"
