@@ -61,7 +61,10 @@ def summary(framework: str, who: str, ours: list[float], theirs: list[float] | N
         row["s/step"] = float(np.median(ours))
         row["range"] = f"{min(ours):.3g}-{max(ours):.3g}" if len(ours) > 1 else ""
     if who == "ours" and ours and theirs:
-        row["speed vs DeePMD-kit"] = float(np.median([t / o for o, t in zip(ours, theirs)]))
+        ratios = [t / o for o, t in zip(ours, theirs)]
+        row["speed vs DeePMD-kit"] = float(np.median(ratios))
+        if len(ratios) > 1:
+            row["note"] = (note + "; " if note else "") + "rounds: " + ", ".join(f"{r:.2f}" for r in ratios)
     return row
 
 
