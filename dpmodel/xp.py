@@ -34,7 +34,7 @@ def register_namespace(is_array: Callable[[Any], bool], namespace: Any) -> None:
 
 _BY_TYPES: dict[tuple[type, ...], Any] = {}
 """Namespaces found so far, by the types of the arrays: the namespace of an array depends on its type
-only, and ``array_api_compat.array_namespace`` costs ~10 us a call (a training step makes thousands)."""
+only, and ``array_api_compat.array_namespace`` costs ~10 us a call (a PyTorch training step of the water model makes ~140 calls)."""
 
 
 def array_namespace(*arrays: Any) -> Any:
