@@ -154,3 +154,51 @@ def random_system(
 def triclinic(a: float, b: float, c: float, tilt: tuple[float, float, float]) -> np.ndarray:
     xy, xz, yz = tilt
     return np.array([[a, 0.0, 0.0], [xy, b, 0.0], [xz, yz, c]], dtype=np.float64)
+
+
+WATER_SE_R = {"type": "se_e2_r", "sel": [46, 92], "rcut_smth": 0.5, "rcut": 6.0, "neuron": [5, 10, 20],
+              "resnet_dt": False}
+"""The se_e2_r descriptor settings every trained water reference model shares."""
+
+
+def training_sections(water: Path, steps: int, validation: bool) -> dict:
+    """``learning_rate``, ``loss`` and ``training`` of a DeePMD-kit input training on water
+    ``data_0..2`` for ``steps`` steps (batch 1), with ``data_3`` as validation if asked."""
+    training = {
+        "training_data": {
+            "systems": [str(water / f"data_{i}") for i in range(3)],
+            "batch_size": 1,
+        },
+        "numb_steps": steps,
+        "seed": 10,
+        "disp_file": "lcurve.out",
+        "disp_freq": max(steps // 4, 1),
+        "save_freq": steps,
+    }
+    if validation:
+        training["validation_data"] = {"systems": [str(water / "data_3")], "batch_size": 1, "numb_btch": 1}
+    return {
+        "learning_rate": {"type": "exp", "decay_steps": 50, "start_lr": 0.003, "stop_lr": 1.0e-4},
+        "loss": {
+            "type": "ener",
+            "start_pref_e": 0.02,
+            "limit_pref_e": 1,
+            "start_pref_f": 1000,
+            "limit_pref_f": 1,
+            "start_pref_v": 0,
+            "limit_pref_v": 0,
+        },
+        "training": training,
+    }
+
+
+def read_lcurve(path: Path) -> dict:
+    """Column names and the first and last rows of a DeePMD-kit ``lcurve.out``."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    header = [ln for ln in lines if ln.startswith("#")][0].lstrip("#").split()
+    rows = [ln.split() for ln in lines if not ln.startswith("#")]
+    return {
+        "columns": header,
+        "first": [float(x) for x in rows[0]],
+        "last": [float(x) for x in rows[-1]],
+    }

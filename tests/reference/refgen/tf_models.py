@@ -9,21 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from refgen.common import OUT, load_water, run_self, savez
-from refgen.models import dp_energy, read_lcurve
+from refgen.common import OUT, load_water, read_lcurve, run_self, savez, training_sections, WATER_SE_R
+from refgen.models import dp_energy
 
 
 def tf_input(water: Path, variant: str, steps: int) -> dict:
-    desc = {
-        "type": "se_e2_r",
-        "sel": [46, 92],
-        "rcut_smth": 0.5,
-        "rcut": 6.0,
-        "neuron": [5, 10, 20],
-        "resnet_dt": False,
-        "type_one_side": variant != "two_side",
-        "seed": 1,
-    }
+    desc = {**WATER_SE_R, "type_one_side": variant != "two_side", "seed": 1}
     model = {
         "type_map": ["O", "H"],
         "descriptor": desc,
@@ -33,27 +24,7 @@ def tf_input(water: Path, variant: str, steps: int) -> dict:
         model["type_embedding"] = {"neuron": [4], "seed": 1}
     return {
         "model": model,
-        "learning_rate": {"type": "exp", "decay_steps": 50, "start_lr": 0.003, "stop_lr": 1e-4},
-        "loss": {
-            "type": "ener",
-            "start_pref_e": 0.02,
-            "limit_pref_e": 1,
-            "start_pref_f": 1000,
-            "limit_pref_f": 1,
-            "start_pref_v": 0,
-            "limit_pref_v": 0,
-        },
-        "training": {
-            "training_data": {
-                "systems": [str(water / f"data_{i}") for i in range(3)],
-                "batch_size": 1,
-            },
-            "numb_steps": steps,
-            "seed": 10,
-            "disp_file": "lcurve.out",
-            "disp_freq": max(steps // 4, 1),
-            "save_freq": steps,
-        },
+        **training_sections(water, steps, validation=False),
     }
 
 
