@@ -45,10 +45,11 @@ def forces_and_virials(pair_grad: Array, diff: Array, nlist: Array, mapping: Arr
     segment = xp.reshape(owner + frame, (-1,))
     received = segment_sum(xp.reshape(pair_grad, (nf * nloc * nnei, 3)), segment, nf * nloc)
     force = xp.sum(pair_grad, axis=2) - xp.reshape(received, (nf, nloc, 3))
-    pair_virial = -xp.reshape(pair_grad[..., :, None] * diff[..., None, :], (nf, nloc, nnei, 9))
-    virial = xp.sum(pair_virial, axis=(1, 2))
+    pairs_g = xp.reshape(pair_grad, (nf, nloc * nnei, 3))
+    pairs_d = xp.reshape(diff, (nf, nloc * nnei, 3))
+    virial = -xp.reshape(xp.matmul(xp.matrix_transpose(pairs_g), pairs_d), (nf, 9))  # no (pairs, 9) block
     atom_virial = None
     if atomic_virial:
-        flat = segment_sum(xp.reshape(pair_virial, (nf * nloc * nnei, 9)), segment, nf * nloc)
-        atom_virial = xp.reshape(flat, (nf, nloc, 9))
+        pair_virial = -xp.reshape(pairs_g[..., :, None] * pairs_d[..., None, :], (nf * nloc * nnei, 9))
+        atom_virial = xp.reshape(segment_sum(pair_virial, segment, nf * nloc), (nf, nloc, 9))
     return force, virial, atom_virial

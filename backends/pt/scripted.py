@@ -298,12 +298,14 @@ class ScriptModel(torch.nn.Module):
         received = torch.zeros([nf * nloc, 3], dtype=pair_grad.dtype, device=pair_grad.device)
         received = received.index_add(0, segment, pair_grad.reshape(-1, 3))
         force = torch.sum(pair_grad, dim=2) - received.reshape(nf, nloc, 3)
-        pair_virial = -(pair_grad[:, :, :, :, None] * diff.detach()[:, :, :, None, :]).reshape(nf, nloc, nnei, 9)
+        pairs_g, pairs_d = pair_grad.reshape(nf, nloc * nnei, 3), diff.detach().reshape(nf, nloc * nnei, 3)
+        virial = -torch.bmm(pairs_g.transpose(1, 2), pairs_d).reshape(nf, 9)
         out = {"energy": energy.detach(), "atom_energy": atom_energy.detach(), "force": force,
-               "virial": torch.sum(pair_virial, dim=[1, 2]), "mask": mask.to(torch.int32)}
+               "virial": virial, "mask": mask.to(torch.int32)}
         if do_atomic_virial:
+            pair_virial = -(pairs_g[:, :, :, None] * pairs_d[:, :, None, :]).reshape(-1, 9)
             atom_virial = torch.zeros([nf * nloc, 9], dtype=pair_grad.dtype, device=pair_grad.device)
-            out["atom_virial"] = atom_virial.index_add(0, segment, pair_virial.reshape(-1, 9)).reshape(nf, nloc, 9)
+            out["atom_virial"] = atom_virial.index_add(0, segment, pair_virial).reshape(nf, nloc, 9)
         return out
 
 

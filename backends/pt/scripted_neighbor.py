@@ -5,8 +5,9 @@ all-pairs method: wrapped coordinates, ghost atoms of periodic images, the mappi
 every extended atom to its local atom, and the type-split neighbour list (the ``sum(sel)``
 nearest atoms within ``rcut``, ``sel[t]`` slots per neighbour type, nearest first, -1
 padding; virtual atoms, of type < 0, are nobody's neighbour and have none). Ghosts that
-cannot be within ``rcut`` of the cell are left out, and only the atoms within ``rcut``
-are sorted; the lists name the same atoms in the same order as dpmodel's.
+cannot be within ``rcut`` of the cell are left out, one ``torch.cdist`` pass finds the
+atoms within ``rcut``, and only those are measured again and sorted; the lists name the
+same atoms in the same order as dpmodel's.
 """
 
 from typing import List, Optional, Tuple
@@ -113,20 +114,17 @@ class ScriptNeighborList(torch.nn.Module):
 
         The same list in less time: dpmodel sorts every row of the (nf, nloc, nall)
         distances stably and drops the first entry (the atom itself, at distance -1) and
-        those beyond ``rcut``; here the atoms within ``rcut`` are first gathered in index
-        order, so a stable sort of them alone gives the same order.
+        those beyond ``rcut``. Here one ``torch.cdist`` pass finds the atoms within a hair
+        above ``rcut`` in index order; only their distances are recomputed with dpmodel's
+        arithmetic (``cdist`` may differ in the last bit), so a stable sort of them alone
+        gives the same order.
         """
-        nf, nall = atype_ext.shape[0], atype_ext.shape[1]
+        nf = atype_ext.shape[0]
         far = torch.max(coord_ext) + 2.0 * self.rcut
-        axes = torch.where((atype_ext < 0)[:, :, None], far, coord_ext).transpose(1, 2).contiguous()  # (nf, 3, nall)
-        squared = torch.zeros(0, dtype=axes.dtype, device=axes.device)
-        for k in range(3):  # x, y, z of coord_j - coord_i, each a contiguous row
-            axis = axes[:, k, :]
-            part = axis[:, None, :] - axis[:, :nloc, None]
-            squared = part * part if k == 0 else squared + part * part
-        torch.diagonal(squared, 0, 1, 2).fill_(-1.0)  # the atom itself
-        order, d = self.candidates(squared.reshape(nf * nloc, nall))
-        order, d = order.reshape(nf, nloc, -1), d.reshape(nf, nloc, -1)
+        coords = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
+        loose = torch.cdist(coords[:, :nloc], coords, compute_mode="donot_use_mm_for_euclid_dist")  # (nf, nloc, nall)
+        torch.diagonal(loose, 0, 1, 2).fill_(-1.0)  # the atom itself
+        order, d = self.candidates(coords, loose)
         if order.shape[2] < self.nsel:
             pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
             order = torch.cat([order, pad], dim=-1)
@@ -145,26 +143,29 @@ class ScriptNeighborList(torch.nn.Module):
             blocks.append(block.scatter(2, slot, nlist)[:, :, :width])
         return torch.cat(blocks, dim=-1)
 
-    def candidates(self, squared: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Atoms within ``rcut`` of each row's atom, itself excluded, nearest first (ties: lower index).
+    def candidates(self, coords: torch.Tensor, loose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Atoms within ``rcut`` of each local atom, itself excluded, nearest first (ties: lower index).
 
-        ``squared`` (nrows, nall), Å², squared distances, -1 for the atom itself; returns
-        (nrows, max count) indices, -1 after each row's last, and their distances (Å, inf there).
-        Only the atoms within a hair above ``rcut`` get a square root; ``build`` applies the exact cut.
+        ``coords`` (nf, nall, 3) Å; ``loose`` (nf, nloc, nall) Å, approximate distances, -1 for
+        the atom itself. Returns (nf, nloc, max count) indices, -1 after each row's last, and
+        their distances (Å, inf there) in dpmodel's arithmetic, :math:`\sqrt{(x^2 + y^2) + z^2}` of
+        ``coord_j - coord_i``; ``build`` applies the exact cut.
         """
-        nrows = squared.shape[0]
-        loose = (self.rcut * (1.0 + 1e-10)) ** 2
-        within = (squared >= 0.0) & (squared <= loose)
+        nf, nloc, nall = loose.shape[0], loose.shape[1], loose.shape[2]
+        nrows = nf * nloc
+        within = ((loose >= 0.0) & (loose <= self.rcut * (1.0 + 1e-10))).reshape(nrows, nall)
         count = torch.sum(within, dim=1)
         width = int(torch.max(count).item()) if nrows > 0 else 0
         hits = torch.nonzero(within)  # (nhits, 2), row-major: index order within each row
         row, column = hits[:, 0], hits[:, 1]
         start = torch.cumsum(count, dim=0) - count
-        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=squared.device) - torch.index_select(start, 0, row)
-        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=squared.device)
-        packed = packed.index_copy(0, row * width + slot, column).reshape(nrows, width)
+        slot = torch.arange(hits.shape[0], dtype=torch.int64, device=loose.device) - torch.index_select(start, 0, row)
+        packed = torch.full([nrows * width], -1, dtype=torch.int64, device=loose.device)
+        packed = packed.index_copy(0, row * width + slot, column).reshape(nf, nloc, width)
         found = packed >= 0
-        near = torch.sqrt(torch.gather(squared, 1, torch.where(found, packed, torch.zeros_like(packed))))
-        near = torch.where(found, near, torch.full_like(near, float("inf")))
-        near, order = torch.sort(near, dim=1, stable=True)
-        return torch.gather(packed, 1, order), near
+        safe = torch.where(found, packed, torch.zeros_like(packed))
+        delta = take_rows(coords, safe.reshape(nf, nloc * width)).reshape(nf, nloc, width, 3) - coords[:, :nloc, None, :]
+        squared = delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]
+        near = torch.where(found, torch.sqrt(squared), torch.full_like(squared, float("inf")))
+        near, order = torch.sort(near, dim=2, stable=True)
+        return torch.gather(packed, 2, order), near
