@@ -47,14 +47,22 @@ def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
 
 
 class ScriptSlotSum(torch.nn.Module):
-    """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng)."""
+    """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng).
+
+    The skip term of the last layer is linear in its input, so it is added once to the
+    sum over slots instead of to every slot (one (nf, nloc, nsel, ng) pass less each way).
+    """
 
     def __init__(self, net) -> None:
         super().__init__()
-        self.net = ScriptNet(net)
+        layers = ScriptNet(net).layers
+        self.body = torch.nn.ModuleList([layers[i] for i in range(len(layers) - 1)])
+        self.head = layers[len(layers) - 1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sum(self.net(x), dim=2)
+        for layer in self.body:
+            x = layer(x)
+        return self.head.add_skip(torch.sum(self.head.transform(x), dim=2), torch.sum(x, dim=2))
 
 
 def _embedding(net, table: TabulatedEmbedding | None) -> torch.nn.Module:
@@ -80,17 +88,35 @@ class ScriptDescriptor(torch.nn.Module):
         self.register_buffer("dstd", tensor_of(desc.dstd))
         pairs = desc.exclude_types if desc.type_one_side else []
         self.register_buffer("exclude", _pair_table(desc.ntypes, pairs, desc.davg.dtype))
+        self.has_exclusions = len(pairs) > 0
         tables = desc.tables or [None] * len(desc.embeddings.networks)
         keys = [(t,) for t in range(desc.ntypes)]
         self.embeddings = torch.nn.ModuleList([_embedding(desc.embeddings[key], tables[desc.embeddings.flat_index(key)])
                                                for key in keys])
+        self.register_buffer("padding_tails", self.tabulate_padding())
+
+    def tabulate_padding(self) -> torch.Tensor:
+        """Embedding of the padding slots a trimmed list drops, summed, for every trimmed width.
+
+        A padding slot has ``s = 0``, so :math:`\\hat s = -\\mathrm{davg}/\\mathrm{dstd}` of its centre type
+        and slot: a constant of the model. Row ``sections[t] + t + w`` holds, for neighbour type
+        ``t``, the sum of the embedding over slots ``w .. sel[t] - 1`` of its block for each centre
+        type, (ntypes, ng), evaluated here once by the program's own modules (zero for ``w = sel[t]``).
+        """
+        rows: List[torch.Tensor] = []
+        with torch.no_grad():
+            for t, embed in enumerate(self.embeddings):
+                first, stop = self.sections[t], self.sections[t + 1]
+                padding = -self.davg[:, first:stop, 0] / self.dstd[:, first:stop, 0]  # (ntypes, sel[t])
+                rows.extend(embed(padding[None, :, w:, None])[0] for w in range(stop - first + 1))
+        return torch.stack(rows)  # (sum(sel) + ntypes, ntypes, ng)
 
     def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor,
                 widths: List[int]) -> torch.Tensor:
         """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, sum(widths), 3).
 
         ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, sum(widths)) neighbour types with
-        ``ntypes`` in padding slots, ``real`` (nf, nloc, sum(widths)) true for real neighbours.
+        ``ntypes`` in padding slots (read only with type-pair exclusions), ``real`` (nf, nloc, sum(widths)) true for real neighbours.
         The list holds the first ``widths[t]`` slots of each type block (dpmodel's
         ``trim_neighbor_list``); the embedding of the dropped padding slots is added back.
         """
@@ -110,19 +136,17 @@ class ScriptDescriptor(torch.nn.Module):
         flat = atype.reshape(-1)
         mean = torch.index_select(davg, 0, flat).reshape(nf, nloc, nkept)
         std = torch.index_select(dstd, 0, flat).reshape(nf, nloc, nkept)
-        pair = atype[:, :, None] * (self.ntypes + 1) + ntype
-        mask = torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
-        s_hat = (s - mean) / std * mask
+        s_hat = (s - mean) / std
+        if self.has_exclusions:
+            pair = atype[:, :, None] * (self.ntypes + 1) + ntype
+            s_hat = s_hat * torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
         start = 0
         for tj, embed in enumerate(self.embeddings):
             value = embed(s_hat[:, :, start:start + widths[tj], None])
             start += widths[tj]
-            if widths[tj] < self.sections[tj + 1] - self.sections[tj]:
-                # padding slots: s = 0, so s_hat = -davg/dstd of the centre type and slot; mask 1
-                first, stop = self.sections[tj] + widths[tj], self.sections[tj + 1]
-                padding = -self.davg[:, first:stop, 0] / self.dstd[:, first:stop, 0]  # (ntypes, npad)
-                per_type = embed(padding[None, :, :, None])[0]  # (ntypes, ng)
+            if widths[tj] < self.sections[tj + 1] - self.sections[tj]:  # the dropped padding slots (mask 1)
+                per_type = self.padding_tails[self.sections[tj] + tj + widths[tj]]  # (ntypes, ng)
                 value = value + torch.index_select(per_type, 0, flat).reshape(nf, nloc, -1)
             total = value if tj == 0 else total + value
         return (total * self.scale).to(torch.float64)
@@ -213,6 +237,7 @@ class ScriptModel(torch.nn.Module):
         self.dim_fparam, self.dim_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
         self.model_def_script = model_def_script
         self.register_buffer("pair_keep", _pair_table(desc.ntypes, model.pair_exclude_types, np.bool_))
+        self.has_pair_exclusions = len(model.pair_exclude_types) > 0
         self.register_buffer("out_bias", tensor_of(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
         self.neighbors = ScriptNeighborList(desc.rcut, desc.sel, desc.ntypes)
         self.descriptor = ScriptDescriptor(desc)
@@ -265,18 +290,19 @@ class ScriptModel(torch.nn.Module):
         atype_loc = extended_atype[:, :nloc]
         safe_ext = torch.where(extended_atype >= 0, extended_atype, torch.zeros_like(extended_atype))
         atype = safe_ext[:, :nloc]
-        # model pair_exclude_types on the original types (a virtual atom is never excluded)
-        ctype = atype_loc[:, :, None].expand(nf, nloc, nnei)
-        otype = neighbor_types(extended_atype, nlist, self.ntypes)
-        index = torch.where((ctype >= 0) & (otype >= 0), ctype * (self.ntypes + 1) + otype,
-                            torch.full_like(ctype, self.ntypes * (self.ntypes + 2)))
-        keep_pair = torch.index_select(self.pair_keep, 0, index.reshape(-1)).reshape(nf, nloc, nnei)
-        nlist = torch.where(keep_pair, nlist, torch.full_like(nlist, -1))
+        if self.has_pair_exclusions:  # model pair_exclude_types on the original types (a virtual atom is never excluded)
+            ctype = atype_loc[:, :, None].expand(nf, nloc, nnei)
+            otype = neighbor_types(extended_atype, nlist, self.ntypes)
+            index = torch.where((ctype >= 0) & (otype >= 0), ctype * (self.ntypes + 1) + otype,
+                                torch.full_like(ctype, self.ntypes * (self.ntypes + 2)))
+            keep_pair = torch.index_select(self.pair_keep, 0, index.reshape(-1)).reshape(nf, nloc, nnei)
+            nlist = torch.where(keep_pair, nlist, torch.full_like(nlist, -1))
         widths = trimmed_widths(nlist, self.sel)
         if sum(widths) < nnei:  # drop the trailing slots that are padding in every row
             nlist = torch.index_select(nlist, 2, self.descriptor.kept_slots(widths, nlist.device))
             nnei = nlist.shape[2]
-        ntype = neighbor_types(safe_ext, nlist, self.ntypes)
+        # neighbour types matter only to the descriptor's type-pair exclusions
+        ntype = neighbor_types(safe_ext, nlist, self.ntypes) if self.descriptor.has_exclusions else nlist
         real = nlist >= 0
         safe = torch.where(real, nlist, torch.zeros_like(nlist))
         neighbours = take_rows(coord_ext, safe.reshape(nf, nloc * nnei)).reshape(nf, nloc, nnei, 3)

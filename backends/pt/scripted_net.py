@@ -58,7 +58,11 @@ class ScriptLayer(torch.nn.Module):
         self.skip = 0 if probe is None else (1 if probe.shape[-1] == layer.num_in else 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[:-1]
+        return self.add_skip(self.transform(x), x)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``phi(x @ w + b) * idt``: the layer without its skip term."""
+        shape = list(x.shape[:-1])  # a list also in eager mode (the padding tables)
         shape.append(self.w.shape[1])
         if self.w.shape[0] == 1:  # input width 1: the outer product by broadcasting
             z = x * self.w[0] + self.b
@@ -67,6 +71,10 @@ class ScriptLayer(torch.nn.Module):
         y = _activation(z, self.activation)
         if self.has_idt:
             y = y * self.idt
+        return y
+
+    def add_skip(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``y`` plus the skip term of input ``x`` (linear in ``x``)."""
         if self.skip == 1:
             y = y + x
         elif self.skip == 2:
