@@ -37,7 +37,7 @@ class DescriptorCache:
 
     env: RadialEnv
     inv_std: Array
-    mask: Array
+    mask: Array | None  # None: no type pair excluded
     pullbacks: list[Pullback] | None  # one per type block; only with need_grad
 
 
@@ -176,19 +176,25 @@ class DescrptSeR:
             slots = as_array(xp, self._kept_slots(widths), nlist)
             davg, dstd = xp.take(davg, slots, axis=1), xp.take(dstd, slots, axis=1)
         s_hat, inv_std = normalize_env(env.s, atype_loc, davg, dstd)
-        mask = self.exclusion_mask(atype_ext, nlist)
-        s_hat = s_hat * mask
+        mask = self.exclusion_mask(atype_ext, nlist) if self.excludes_pairs else None
+        if mask is not None:
+            s_hat = s_hat * mask
         descriptor, pullbacks = self.embed(s_hat, atype_loc, need_grad, widths)
         descriptor = xp.astype(descriptor, xp.float64)
         return descriptor, DescriptorCache(env, inv_std, mask, pullbacks)
 
+
+    @property
+    def excludes_pairs(self) -> bool:
+        """Whether :meth:`exclusion_mask` can hold a zero (``exclude_types`` with ``type_one_side``)."""
+        return bool(self.exclude_types) and self.type_one_side
 
     def exclusion_mask(self, atype_ext: Array, nlist: Array) -> Array:
         """1 where the (centre, neighbour) type pair is kept, 0 where excluded; (nf, nloc, nnei)."""
         xp = array_namespace(atype_ext, nlist)
         nf, nloc, nnei = nlist.shape
         ones = xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision), device=device(nlist))
-        if not self.exclude_types or not self.type_one_side:
+        if not self.excludes_pairs:
             return ones
         n = self.ntypes + 1
         table = np.ones((n, n))
@@ -300,7 +306,9 @@ class DescrptSeR:
         xp = array_namespace(grad_descriptor, cache.inv_std)
         grad = xp.astype(grad_descriptor, cache.inv_std.dtype)
         de_dshat = xp.concat([pullback(grad) for pullback in cache.pullbacks], axis=2)
-        de_dr = de_dshat * cache.mask * cache.inv_std * cache.env.ds_dr
+        de_dr = de_dshat * cache.inv_std * cache.env.ds_dr
+        if cache.mask is not None:
+            de_dr = de_dr * cache.mask
         unit = cache.env.diff / cache.env.r[..., None]
         return xp.astype(de_dr[..., None] * unit, xp.float64)
 

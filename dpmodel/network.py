@@ -178,6 +178,22 @@ class LayerStack:
             x = layer.call(x)
         return x
 
+    def call_summed(self, x: Array, axis: int) -> Array:
+        """``sum(call(x), axis)`` with the last layer's skip term added once, to the sum.
+
+        The skip term is linear in the layer's input, so the sum of it over ``axis`` is the
+        skip term of the summed input: one pass over the full-size output less, each way
+        under autodiff. ``axis`` must not be the last (feature) axis.
+        """
+        xp = array_namespace(x)
+        if not self.layers:
+            return xp.sum(x, axis=axis)
+        for layer in self.layers[:-1]:
+            x = layer.call(x)
+        last = self.layers[-1]
+        (y,) = apply_activation(last.activation_function, last.linear(x))
+        return last.add_skip(xp.sum(last.scale(y), axis=axis), xp.sum(x, axis=axis))
+
     def call_with_derivatives(self, x: Array, order: int = 1) -> tuple[Array, ...]:
         """Value and derivatives w.r.t. a scalar input, by forward-mode propagation.
 

@@ -39,14 +39,14 @@ def sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre:
             return xp.reshape(net.slot_slopes(rows, flat), (nf, nloc, width))
 
         return value, table_pullback if need_grad else None
-    if need_grad:
-        value, slope = net.call_with_derivatives(block[..., None], 1)
-    else:
-        value, slope = net.call(block[..., None]), None
+    if not need_grad:
+        value = net.call_summed(block[..., None], axis=2)
+        return (value if centre is None else value * centre), None
+    value, slope = net.call_with_derivatives(block[..., None], 1)
     if centre is not None:
         value = value * centre[..., None]
-        slope = slope * centre[..., None] if need_grad else None
-    return xp.sum(value, axis=2), (lambda grad: xp.sum(slope * grad[:, :, None, :], axis=-1)) if need_grad else None
+        slope = slope * centre[..., None]
+    return xp.sum(value, axis=2), lambda grad: xp.sum(slope * grad[:, :, None, :], axis=-1)
 
 
 def summed(pullbacks: list[Pullback]) -> Pullback:
