@@ -1,11 +1,15 @@
 """Energy + force + virial of 192-atom water: every backend here vs DeePMD-kit 3.2.0.
 
-Usage: ``python benchmarks/infer.py [--frames 1 10] [--model water.dp] [--write-docs]``. One model file
+Usage: ``python benchmarks/infer.py [--frames 1 10] [--repeat 5] [--rounds 1] [--model water.dp]
+[--write-docs]``. One model file
 (DeePMD-kit's reference water model when present, else a seeded model with the same
 sizes) is converted to each installed backend's format and evaluated through
 ``DeepPot``; DeePMD-kit evaluates the same model with its PyTorch, JAX and TensorFlow
-backends in a subprocess of its own virtualenv during the same run. Prints ms/frame and
-the ratio to DeePMD-kit's fastest backend; ``--write-docs`` also stores them as this
+backends in a subprocess of its own virtualenv during the same run. With ``--rounds R``
+every implementation is timed once per round, R rounds, and each of ours is compared with
+DeePMD-kit's backend of the same framework within each round (paired, so drifts of the
+machine's speed cancel). Prints ms/frame, the paired speed and the ratio to DeePMD-kit's
+fastest backend; ``--write-docs`` also stores them as this
 script's section of ``docs/benchmarks/results.md`` (see ``common.py``).
 """
 
@@ -66,18 +70,71 @@ def our_pots(model: Path, tmp: Path, only: list[str] | None = None) -> Iterator[
             yield info.name, f"ours: pt ({suffix}, eager modules)", eager_pot(path)
 
 
-def ours(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int) -> list[dict]:
-    """ms/frame of each installed backend here."""
+#: DeePMD-kit's name of each backend here that it also has
+DEEPMD_FRAMEWORK = {"pt": "PyTorch", "jax": "JAX", "tf": "TensorFlow"}
+
+
+def time_pot(dp: DeepPot, coord, box, atype, frames: list[int], repeat: int) -> dict[int, float]:
+    """ms/frame of ``dp`` for each frame count."""
+    return {nf: 1e3 * median_time(lambda: dp.eval(coord[:nf], box[:nf], atype), repeat) / nf for nf in frames}
+
+
+def measure(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int, rounds: int):
+    """Per implementation: its DeePMD-kit counterpart (or None), ms/frame of every round per frame
+    count, energy of the first frame and a note. Every implementation is timed once per round,
+    ours in this process and DeePMD-kit's in a fresh subprocess, so slow spells of the machine
+    fall on all of them."""
+    found: dict[str, dict] = {}
+
+    def entry(label: str, counterpart: str | None) -> dict:
+        return found.setdefault(label, {"counterpart": counterpart, "ms": {nf: [] for nf in frames},
+                                        "energy": None, "note": ""})
+
+    pots = list(our_pots(model, tmp))
+    systems = {str(nf): (coord[:nf], box[:nf], atype) for nf in frames}
+    for _ in range(rounds):
+        for name, label, dp in pots:
+            item = entry(label, f"DeePMD-kit 3.2.0: {DEEPMD_FRAMEWORK[name]}" if name in DEEPMD_FRAMEWORK else None)
+            if isinstance(dp, str):
+                item["note"] = dp
+                continue
+            for nf, ms in time_pot(dp, coord, box, atype, frames, repeat).items():
+                item["ms"][nf].append(ms)
+            item["energy"] = dp.eval(coord[:1], box[:1], atype)[0][0, 0]
+        theirs = deepmd_eval(model, tmp, systems, repeat)
+        # the same glibc thresholds as ours (DP_MALLOC_TUNING) given to DeePMD-kit's PyTorch, for comparison
+        tuned = deepmd_eval(model, tmp, systems, repeat, backends=("PyTorch",), env=tuned_malloc_env())
+        theirs.update({f"{name} (our malloc thresholds)": result for name, result in tuned.items()})
+        for name, result in theirs.items():
+            item = entry(f"DeePMD-kit 3.2.0: {name}", None)
+            if "error" in result:
+                item["note"] = result["error"]
+                continue
+            for nf in frames:
+                item["ms"][nf].append(1e3 * result[str(nf)]["seconds"] / nf)
+            item["energy"] = result[str(frames[0])]["energy"][0]
+    return found
+
+
+def rows_of(found: dict[str, dict], frames: list[int]) -> list[dict]:
+    """Table rows: median ms/frame over the rounds and, where DeePMD-kit has the same framework,
+    the median over the rounds of its ms/frame over ours in the same round (the rounds' ratios in the note)."""
     rows = []
-    for _, label, dp in our_pots(model, tmp):
-        if isinstance(dp, str):
-            rows.append({"implementation": label, "note": dp})
-            continue
-        row = {"implementation": label}
+    for label, item in found.items():
+        row = {"implementation": label, "energy": item["energy"], "note": item["note"]}
+        theirs = found.get(item["counterpart"] or "", {}).get("ms")
+        paired = []
         for nf in frames:
-            seconds = median_time(lambda: dp.eval(coord[:nf], box[:nf], atype), repeat)
-            row[f"{nf} frame ms/frame"] = 1e3 * seconds / nf
-        row["energy"] = dp.eval(coord[:1], box[:1], atype)[0][0, 0]
+            ours = item["ms"][nf]
+            if not ours:
+                continue
+            row[f"{nf} frame ms/frame"] = float(np.median(ours))
+            if theirs and len(theirs[nf]) == len(ours):
+                ratios = [t / o for o, t in zip(ours, theirs[nf])]
+                row[f"{nf} frame speed"] = float(np.median(ratios))
+                paired.append(f"{nf} frame " + ", ".join(f"{r:.2f}" for r in ratios))
+        if len(paired) and len(item["ms"][frames[0]]) > 1:
+            row["note"] = "; ".join([*([item["note"]] if item["note"] else []), "rounds: " + "; ".join(paired)])
         rows.append(row)
     return rows
 
@@ -85,7 +142,8 @@ def ours(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of measurements, every implementation once per round")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--write-docs", action="store_true",
                         help="also write this section of docs/benchmarks/results.md")
@@ -94,24 +152,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model or water_model(tmp / "water.dp", coord, box, atype)
-        rows = ours(model, tmp, coord, box, atype, args.frames, args.repeat)
-        systems = {str(nf): (coord[:nf], box[:nf], atype) for nf in args.frames}
-        theirs = deepmd_eval(model, tmp, systems, args.repeat)
-        # the same glibc thresholds as ours (DP_MALLOC_TUNING) given to DeePMD-kit's PyTorch, for comparison
-        tuned = deepmd_eval(model, tmp, systems, args.repeat, backends=("PyTorch",), env=tuned_malloc_env())
-        theirs.update({f"{name} (our malloc thresholds)": result for name, result in tuned.items()})
-    for name, result in theirs.items():
-        row = {"implementation": f"DeePMD-kit 3.2.0: {name}"}
-        if "error" in result:
-            row["note"] = result["error"]
-        else:
-            for nf in args.frames:
-                row[f"{nf} frame ms/frame"] = 1e3 * result[str(nf)]["seconds"] / nf
-            row["energy"] = result[str(args.frames[0])]["energy"][0]
-        rows.append(row)
-    columns = ["implementation", *[f"{nf} frame ms/frame" for nf in args.frames], "energy", "note"]
+        rows = rows_of(measure(model, tmp, coord, box, atype, args.frames, args.repeat, args.rounds), args.frames)
+    columns = ["implementation", *[f"{nf} frame ms/frame" for nf in args.frames],
+               *[f"{nf} frame speed" for nf in args.frames], "energy", "note"]
     lines = [table(rows, columns)]
-    deepmd = [r for r in rows if r["implementation"].startswith("DeePMD") and "note" not in r]
+    deepmd = [r for r in rows if r["implementation"].startswith("DeePMD") and f"{args.frames[0]} frame ms/frame" in r]
     if deepmd:
         for nf in args.frames:
             key = f"{nf} frame ms/frame"
@@ -121,12 +166,15 @@ def main() -> None:
             for r in rows:
                 if r["implementation"].startswith("ours") and key in r:
                     lines.append(f"- {r['implementation']}: {r[key]:.3g} ms/frame, "
-                                 f"{best[key] / r[key]:.2f}x DeePMD-kit's speed")
+                                 f"{best[key] / r[key]:.2f}x DeePMD-kit's fastest")
     print("\n".join(lines))
     if args.write_docs:
         intro = (f"Energy, forces and virial of the 192-atom water frames of `data_0` through `DeepPot.eval`, "
                  f"median of {args.repeat} runs after 2 warm-up calls, ms per frame; DeePMD-kit on the CPU "
-                 "in a subprocess of its own virtualenv during the same run.\n\n")
+                 f"in a subprocess of its own virtualenv during the same run. {args.rounds} round(s), every "
+                 "implementation once per round: ms/frame is the median over the rounds, and `speed` the "
+                 "median over the rounds of DeePMD-kit's ms/frame over ours in the same round, same framework "
+                 "(PyTorch, JAX, TensorFlow).\n\n")
         path = write_docs_section("infer", "Inference: every backend vs DeePMD-kit", intro + "\n".join(lines),
                                   deepmd=True)
         print(f"\nwrote {path}")
