@@ -49,20 +49,29 @@ def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
 class ScriptSlotSum(torch.nn.Module):
     """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng).
 
-    The skip term of the last layer is linear in its input, so it is added once to the
-    sum over slots instead of to every slot (one (nf, nloc, nsel, ng) pass less each way).
+    The net runs features first, on (features, slots) blocks (:class:`ScriptLayer`). The
+    skip term of the last layer is linear in its input, so it is added once to the sum
+    over slots instead of to every slot (one (ng, slots) pass less each way).
     """
 
     def __init__(self, net) -> None:
         super().__init__()
-        layers = ScriptNet(net).layers
+        layers = ScriptNet(net, features_first=True).layers
         self.body = torch.nn.ModuleList([layers[i] for i in range(len(layers) - 1)])
         self.head = layers[len(layers) - 1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nf, nloc, width = x.shape[0], x.shape[1], x.shape[2]
+        rows = nf * nloc
+        # slots ordered (slot, row): the sums over slots reduce a middle axis, so their broadcast
+        # gradients keep the contiguous layout (a last axis of stride 0 made the backward copy)
+        h = x.reshape(rows, width).t().reshape(1, width * rows)
         for layer in self.body:
-            x = layer(x)
-        return self.head.add_skip(torch.sum(self.head.transform(x), dim=2), torch.sum(x, dim=2))
+            h = layer(h)
+        z = self.head.linear(h)
+        total = torch.sum(self.head.activate(z.reshape(z.shape[0], width, rows)), dim=1)
+        total = self.head.add_skip(total, torch.sum(h.reshape(h.shape[0], width, rows), dim=1))  # (ng, rows)
+        return total.t().reshape(nf, nloc, total.shape[0])
 
 
 def _embedding(net, table: TabulatedEmbedding | None) -> torch.nn.Module:
