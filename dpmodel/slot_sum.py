@@ -40,7 +40,7 @@ def sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre:
 
         return value, table_pullback if need_grad else None
     if not need_grad:
-        value = net.call_summed(block[..., None], axis=2)
+        value = net.call_summed(block)
         return (value if centre is None else value * centre), None
     value, slope = net.call_with_derivatives(block[..., None], 1)
     if centre is not None:

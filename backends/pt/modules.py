@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import torch
 
@@ -19,8 +20,11 @@ from dpmodel import descriptor as dp_descriptor
 from dpmodel import fitting as dp_fitting
 from dpmodel import model as dp_model
 from dpmodel import network as dp_network
+from dpmodel import xp as dpxp
 
 threads.configure()
+# nets summed over many slots run features first: MKL's small-weight-times-wide-block product is the faster one
+dpxp.register_features_first(array_api_compat.is_torch_namespace)
 
 _WRAPPERS: dict[type, type] = {}
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))

@@ -90,3 +90,17 @@ def test_descriptor_matches_dpmodel(case, kind):
     assert actual.dtype == torch.float64
     assert_close(actual, expected, TOL[precision(case)])
     assert np.abs(expected).max() > 1e-3
+
+
+@pytest.mark.parametrize("neuron,resnet_dt", [([4, 8, 16], False), ([3, 3, 6], True), ([5], False)])
+def test_embedding_sum_runs_features_first_with_the_numbers_of_numpy(neuron, resnet_dt):
+    """Torch is registered for the features-first layout of ``call_summed``; it must agree with NumPy's rows."""
+    from dpmodel import xp as dpxp
+    from dpmodel.network import EmbeddingNet
+
+    net = EmbeddingNet(1, neuron, resnet_dt=resnet_dt, seed=5)
+    x = np.random.default_rng(2).normal(size=(1, 6, 9))
+    assert dpxp.features_first(dpxp.array_namespace(torch.from_numpy(x)))
+    expected = net.call_summed(x)
+    got = modules.to_torch(net).call_summed(torch.from_numpy(x))
+    np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-13, atol=1e-13)
