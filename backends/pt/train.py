@@ -33,7 +33,7 @@ import torch
 
 from backends.pt.io import default_device
 from backends.pt.modules import model_from_dict
-from dpmodel.training.adam import BETA1, BETA2, EPSILON, adam_update, clip_scale
+from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
 
 _LABELS = ("energy", "force", "virial")
@@ -178,18 +178,40 @@ def _reduce_metrics(loss: torch.Tensor, metrics: dict[str, torch.Tensor], batch:
 
 
 def apply_update(state: TrainState, lr: float) -> None:
-    """One Adam update (:func:`dpmodel.training.adam.adam_update`) of every trainable parameter."""
+    """One Adam update (:func:`dpmodel.training.adam.adam_update`) of every trainable parameter.
+
+    :func:`foreach_adam` evaluates that formula, operation for operation, on all parameters
+    at once: a few ``torch._foreach_*`` calls instead of about ten small operations per parameter.
+    """
     params = state.parameters()
-    grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in params.items()}
-    scale = clip_scale(list(grads.values()), state.max_norm)
+    names = list(params)
+    grads = [params[n].grad if params[n].grad is not None else torch.zeros_like(params[n]) for n in names]
+    scale = clip_scale(grads, state.max_norm)
+    if not (isinstance(scale, float) and scale == 1.0):
+        grads = torch._foreach_mul(grads, scale)
     state.step += 1
     with torch.no_grad():
-        for name, param in params.items():
-            new, state.m[name], state.v[name] = adam_update(param.detach(), grads[name] * scale, state.m[name],
-                                                            state.v[name], state.step, lr,
-                                                            state.beta1, state.beta2, state.eps)
-            param.copy_(new)
-            param.grad = None
+        moments = foreach_adam([params[n].detach() for n in names], grads, [state.m[n] for n in names],
+                               [state.v[n] for n in names], state.step, lr, state.beta1, state.beta2, state.eps)
+        for name, m, v in zip(names, *moments):
+            state.m[name], state.v[name] = m, v
+            params[name].grad = None
+
+
+def foreach_adam(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[torch.Tensor], v: list[torch.Tensor],
+                 t: int, lr: float, beta1: float, beta2: float, eps: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`dpmodel.training.adam.adam_update` of every tensor of ``params`` in place; returns the new (m, v).
+
+    The same operations in the same order as the reference, so the same numbers bit for bit
+    (``tests/pt/test_pt_train.py``).
+    """
+    m = torch._foreach_add(torch._foreach_mul(m, beta1), torch._foreach_mul(grads, 1.0 - beta1))
+    squares = torch._foreach_mul(torch._foreach_mul(grads, 1.0 - beta2), grads)
+    v = torch._foreach_add(torch._foreach_mul(v, beta2), squares)
+    steps = torch._foreach_mul(torch._foreach_div(m, 1.0 - beta1**t), lr)
+    denominators = torch._foreach_add(torch._foreach_sqrt(torch._foreach_div(v, 1.0 - beta2**t)), eps)
+    torch._foreach_sub_(params, torch._foreach_div(steps, denominators))
+    return m, v
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:

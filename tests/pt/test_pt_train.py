@@ -89,6 +89,21 @@ def test_adam_update_formula():
     assert state.step == 2
 
 
+def test_foreach_adam_is_dpmodel_adam_update_bit_for_bit():
+    from dpmodel.training.adam import adam_update
+
+    rng = np.random.default_rng(4)
+    shapes = [(3, 5), (7,), (1, 1), (4, 2)]
+    params = [torch.from_numpy(rng.normal(size=s)) for s in shapes]
+    m = [torch.from_numpy(rng.normal(size=s)) for s in shapes]
+    v = [torch.from_numpy(rng.random(size=s)) for s in shapes]
+    grads = [torch.from_numpy(rng.normal(size=s)) for s in shapes]
+    expected = [adam_update(p, g, mm, vv, 3, 1e-3) for p, g, mm, vv in zip(params, grads, m, v)]
+    new_m, new_v = train.foreach_adam(params, grads, m, v, 3, 1e-3, 0.9, 0.999, 1e-8)
+    for (p_ref, m_ref, v_ref), p, mm, vv in zip(expected, params, new_m, new_v):
+        assert torch.equal(p, p_ref) and torch.equal(mm, m_ref) and torch.equal(vv, v_ref)
+
+
 def test_checkpoint_continues_bitwise():
     model, batch = make_batch()
     trainer = trainer_class(INFO)(model.serialize(), {"training": {}}, device="cpu")
