@@ -125,7 +125,8 @@ class ScriptDescriptor(torch.nn.Module):
         """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, sum(widths), 3).
 
         ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, sum(widths)) neighbour types with
-        ``ntypes`` in padding slots (read only with type-pair exclusions), ``real`` (nf, nloc, sum(widths)) true for real neighbours.
+        ``ntypes`` in padding slots (read only with type-pair exclusions), ``real``
+        (nf, nloc, sum(widths)) true for real neighbours.
         The list holds the first ``widths[t]`` slots of each type block (dpmodel's
         ``trim_neighbor_list``); the embedding of the dropped padding slots is added back.
         """
