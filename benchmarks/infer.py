@@ -133,7 +133,7 @@ def rows_of(found: dict[str, dict], frames: list[int]) -> list[dict]:
                 ratios = [t / o for o, t in zip(ours, theirs[nf])]
                 row[f"{nf} frame speed"] = float(np.median(ratios))
                 paired.append(f"{nf} frame " + ", ".join(f"{r:.2f}" for r in ratios))
-        if len(paired) and len(item["ms"][frames[0]]) > 1:
+        if paired and len(item["ms"][frames[0]]) > 1:
             row["note"] = "; ".join([*([item["note"]] if item["note"] else []), "rounds: " + "; ".join(paired)])
         rows.append(row)
     return rows

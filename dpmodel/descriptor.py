@@ -20,12 +20,13 @@ from dpmodel.capabilities import check_supported
 from dpmodel.env_mat import RadialEnv, normalize_env, pair_displacements, radial_env
 from dpmodel.errors import ConfigError
 from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
+from dpmodel.pair_exclusion import exclusion_mask
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
 from dpmodel.slot_sum import Pullback, scaled, sum_over_slots, summed
 from dpmodel.table import TabulatedEmbedding
 from dpmodel.tabulate import deserialize_tables, serialize_tables, tabulate_embeddings
-from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
+from dpmodel.xp import Array, array_namespace, as_array, device, to_numpy
 
 RES_RESCALE = 0.2
 """Constant factor applied to the averaged embedding in every DeePMD backend."""
@@ -192,21 +193,9 @@ class DescrptSeR:
     def exclusion_mask(self, atype_ext: Array, nlist: Array) -> Array:
         """1 where the (centre, neighbour) type pair is kept, 0 where excluded; (nf, nloc, nnei)."""
         xp = array_namespace(atype_ext, nlist)
-        nf, nloc, nnei = nlist.shape
-        ones = xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision), device=device(nlist))
         if not self.excludes_pairs:
-            return ones
-        n = self.ntypes + 1
-        table = np.ones((n, n))
-        for ti, tj in self.exclude_types:
-            table[ti, tj] = table[tj, ti] = 0.0
-        real = nlist >= 0
-        safe = xp.where(real, nlist, xp.zeros_like(nlist))
-        ntype = xp.reshape(take_rows(atype_ext, xp.reshape(safe, (nf, nloc * nnei))), (nf, nloc, nnei))
-        ntype = xp.where(real, ntype, xp.full_like(ntype, self.ntypes))
-        pair = atype_ext[:, :nloc, None] * n + ntype
-        flat = xp.take(as_array(xp, table.reshape(-1).astype(numpy_dtype(self.precision)), ones), xp.reshape(pair, (-1,)))
-        return xp.reshape(flat, (nf, nloc, nnei))
+            return xp.ones(nlist.shape, dtype=dtype_of(xp, self.precision), device=device(nlist))
+        return exclusion_mask(atype_ext, nlist, self.ntypes, self.exclude_types, numpy_dtype(self.precision))
 
     def embed(self, s_hat: Array, atype_loc: Array, need_grad: bool = False,
               widths: list[int] | None = None) -> tuple[Array, list[Pullback] | None]:

@@ -35,16 +35,9 @@ from backends.pt.scripted_net import ScriptNet, tensor_of
 from backends.pt.scripted_neighbor import ScriptNeighborList, neighbor_types, take_rows
 from backends.pt.scripted_table import ScriptTable
 from dpmodel.descriptor import RES_RESCALE
+from dpmodel.pair_exclusion import pair_keep_table
 from dpmodel.precision import numpy_dtype
 from dpmodel.table import TabulatedEmbedding
-
-def _pair_table(ntypes: int, pairs, dtype) -> torch.Tensor:
-    """(ntypes+1)**2 flat 0/1 table, 0 for the unordered ``pairs``; index ``ti*(ntypes+1)+tj``."""
-    table = np.ones((ntypes + 1, ntypes + 1), dtype=dtype)
-    for ti, tj in pairs:
-        table[ti, tj] = table[tj, ti] = 0
-    return torch.from_numpy(table.reshape(-1))
-
 
 class ScriptSlotSum(torch.nn.Module):
     """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng).
@@ -96,7 +89,7 @@ class ScriptDescriptor(torch.nn.Module):
         self.register_buffer("davg", tensor_of(desc.davg))
         self.register_buffer("dstd", tensor_of(desc.dstd))
         pairs = desc.exclude_types if desc.type_one_side else []
-        self.register_buffer("exclude", _pair_table(desc.ntypes, pairs, desc.davg.dtype))
+        self.register_buffer("exclude", torch.from_numpy(pair_keep_table(desc.ntypes, pairs, desc.davg.dtype)))
         self.has_exclusions = len(pairs) > 0
         tables = desc.tables or [None] * len(desc.embeddings.networks)
         keys = [(t,) for t in range(desc.ntypes)]
@@ -246,7 +239,7 @@ class ScriptModel(torch.nn.Module):
         self.atom_exclude_types = [int(t) for t in model.atom_exclude_types]
         self.dim_fparam, self.dim_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
         self.model_def_script = model_def_script
-        self.register_buffer("pair_keep", _pair_table(desc.ntypes, model.pair_exclude_types, np.bool_))
+        self.register_buffer("pair_keep", torch.from_numpy(pair_keep_table(desc.ntypes, model.pair_exclude_types, np.bool_)))
         self.has_pair_exclusions = len(model.pair_exclude_types) > 0
         self.register_buffer("out_bias", tensor_of(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
         self.neighbors = ScriptNeighborList(desc.rcut, desc.sel, desc.ntypes)
