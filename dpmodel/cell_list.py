@@ -1,73 +1,109 @@
-"""Neighbour search in O(N log N) or O(N) on the host (NumPy): k-d tree or cell list.
+"""Neighbour search on the host (NumPy): a distance matrix, a k-d tree or a cell list.
 
 Gives exactly the list of :func:`dpmodel.neighbor.build_neighbor_list` (same distance
-arithmetic, ties broken by extended index) for large systems. The pairs within ``rcut``
-come from SciPy's k-d tree when SciPy is installed (a superset, queried with a slightly
-larger radius), else from a cell list of ``rcut``-sized bins; either way the distances
-that decide are recomputed here with the all-pairs arithmetic.
+arithmetic, ties broken by extended index) without sorting every row of the all-pairs
+distances. The pairs within ``rcut`` come from one of three searches, each giving a
+superset (a slightly larger radius): squared distances from one matrix product over the
+atoms in the centres' bounding box grown by ``rcut`` (small and medium systems), SciPy's
+k-d tree, or a cell list of ``rcut``-sized bins. Either way the distances that decide are
+recomputed here with the all-pairs arithmetic.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dpmodel.neighbor import split_by_type
-
 try:
     from scipy.spatial import cKDTree
-except ImportError:  # SciPy is optional: the cell list needs nothing
-    cKDTree = None
+    from scipy.spatial.distance import cdist
+except ImportError:  # SciPy is optional: the cell list and the matrix product need nothing
+    cKDTree = cdist = None
 
 #: relative margin of the k-d tree query radius; the exact test is redone on our distances
 _QUERY_MARGIN = 1e-9
+#: "auto" uses the distance matrix up to this many (centre, candidate) entries (8 bytes each)
+DENSE_MAX_ENTRIES = 4_000_000
 
 
 def _distances(coord: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """|x_j - x_i| with the arithmetic of :func:`dpmodel.neighbor.build_neighbor_list`; Å."""
-    diff = coord[j] - coord[i]
-    return np.sqrt((diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1]) + diff[:, 2] * diff[:, 2])
+    x, y, z = (np.ascontiguousarray(coord[:, k]) for k in range(3))
+    dx, dy, dz = x[j] - x[i], y[j] - y[i], z[j] - z[i]
+    return np.sqrt((dx * dx + dy * dy) + dz * dz)
 
 
 def frame_pairs(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float, search: str = "auto"):
     """(centre, neighbour, distance) of every pair within ``rcut`` in one frame.
 
-    ``search`` is ``"kdtree"`` (needs SciPy), ``"cells"`` or ``"auto"`` (the k-d tree when
-    SciPy is installed).
+    ``search`` is ``"dense"``, ``"kdtree"`` (needs SciPy), ``"cells"`` or ``"auto"`` (the
+    distance matrix while it has at most :data:`DENSE_MAX_ENTRIES` entries, else the k-d
+    tree when SciPy is installed, else the cell list). The pairs come ordered by centre,
+    then neighbour.
     """
-    if search == "auto":
-        search = "kdtree" if cKDTree is not None else "cells"
     if not np.any(atype[:nloc] >= 0):  # no real centre: no pairs
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=coord.dtype)
-    if search == "kdtree":
+    centres, box_atoms = _box_atoms(coord, atype, nloc, rcut)
+    if search == "auto":
+        dense = centres.size * box_atoms.size <= DENSE_MAX_ENTRIES
+        search = "dense" if dense else "kdtree" if cKDTree is not None else "cells"
+    if search == "dense":
+        i, j = _dense_candidates(coord, centres, box_atoms, rcut)
+    elif search == "kdtree":
         if cKDTree is None:
             raise ImportError("neighbour search 'kdtree' needs SciPy (pip install scipy)")
-        i, j = _tree_candidates(coord, atype, nloc, rcut)
+        i, j = _tree_candidates(coord, centres, box_atoms, rcut)
     elif search == "cells":
         i, j = _cell_candidates(coord, atype, nloc, rcut)
     else:
-        raise ValueError(f"search = {search!r}: expected 'auto', 'kdtree' or 'cells'")
+        raise ValueError(f"search = {search!r}: expected 'auto', 'dense', 'kdtree' or 'cells'")
     dist = _distances(coord, i, j)
     keep = (dist <= rcut) & (i != j)
     return i[keep], j[keep], dist[keep]
 
 
-def _tree_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
-    """(centre, neighbour) pairs within slightly more than ``rcut``, from two k-d trees.
-
-    The second tree holds only the atoms inside the centres' bounding box grown by the
-    radius (most ghosts of a periodic cell lie beyond it).
-    """
+def _box_atoms(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the real centres and of the real atoms inside their bounding box grown by
+    slightly more than ``rcut`` (most ghosts of a periodic cell lie beyond it); both ascending."""
     centres = np.nonzero(atype[:nloc] >= 0)[0]
     radius = rcut * (1.0 + _QUERY_MARGIN)
     low, high = coord[centres].min(axis=0) - radius, coord[centres].max(axis=0) + radius
-    real = np.nonzero((atype >= 0) & np.all((coord >= low) & (coord <= high), axis=1))[0]
-    pairs = cKDTree(coord[centres]).sparse_distance_matrix(cKDTree(coord[real]), radius, output_type="ndarray")
-    return centres[pairs["i"]], real[pairs["j"]]
+    inside = (atype >= 0) & np.all((coord >= low) & (coord <= high), axis=1)
+    return centres, np.nonzero(inside)[0]
+
+
+def _dense_candidates(coord: np.ndarray, centres: np.ndarray, box_atoms: np.ndarray, rcut: float):
+    """(centre, neighbour) pairs within slightly more than ``rcut``, ordered by centre then
+    neighbour, from the matrix of squared distances (SciPy's ``cdist`` when installed, else
+    :math:`|a|^2 + |b|^2 - 2 a \\cdot b` about the centres' mean; the radius grows by far
+    more than the rounding of either).
+    """
+    a, b = coord[centres], coord[box_atoms]
+    if cdist is not None:
+        squared, scale = cdist(a, b, "sqeuclidean"), 0.0
+    else:
+        origin = a.mean(axis=0)
+        a, b = a - origin, b - origin
+        a2, b2 = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+        squared = (a2[:, None] + b2[None, :]) - 2.0 * (a @ b.T)
+        scale = float(a2.max()) + float(b2.max())
+    hits = np.flatnonzero(squared <= rcut * rcut * (1.0 + 1e-8) + 1e-12 * scale)
+    ii = hits // squared.shape[1]
+    return centres[ii], box_atoms[hits - ii * squared.shape[1]]
+
+
+def _tree_candidates(coord: np.ndarray, centres: np.ndarray, box_atoms: np.ndarray, rcut: float):
+    """(centre, neighbour) pairs within slightly more than ``rcut``, from two k-d trees,
+    ordered by centre then neighbour."""
+    radius = rcut * (1.0 + _QUERY_MARGIN)
+    pairs = cKDTree(coord[centres]).sparse_distance_matrix(cKDTree(coord[box_atoms]), radius, output_type="ndarray")
+    i, j = centres[pairs["i"]], box_atoms[pairs["j"]]
+    order = np.lexsort((j, i))
+    return i[order], j[order]
 
 
 def _cell_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: float):
-    """(centre, neighbour) pairs of atoms in adjacent ``rcut``-sized cells."""
+    """(centre, neighbour) pairs of atoms in adjacent ``rcut``-sized cells, ordered by centre then neighbour."""
     real = np.nonzero(atype >= 0)[0]
     origin = coord[real].min(axis=0)
     cell = np.floor((coord - origin) / rcut).astype(np.int64)
@@ -89,19 +125,20 @@ def _cell_candidates(coord: np.ndarray, atype: np.ndarray, nloc: int, rcut: floa
     i = np.repeat(owner, counts)
     first = np.repeat(start[b] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     j = atoms_by_bin[first]
-    return i, j
+    order = np.lexsort((j, i))
+    return i[order], j[order]
 
 
 def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc: int, rcut: float,
                               sel: list[int], search: str = "auto") -> np.ndarray:
-    """Same result as :func:`dpmodel.neighbor.build_neighbor_list`, by a k-d tree or a cell list.
+    """Same result as :func:`dpmodel.neighbor.build_neighbor_list`, from :func:`frame_pairs`.
 
     Parameters
     ----------
     coord_ext : shape (nf, nall, 3), float; Å (NumPy)
     atype_ext : shape (nf, nall), int
     nloc, rcut, sel : as in ``build_neighbor_list``
-    search : ``"auto"``, ``"kdtree"`` or ``"cells"`` (see :func:`frame_pairs`)
+    search : ``"auto"``, ``"dense"``, ``"kdtree"`` or ``"cells"`` (see :func:`frame_pairs`)
 
     Returns
     -------
@@ -110,24 +147,47 @@ def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc
     coord_ext = np.asarray(coord_ext)
     atype_ext = np.asarray(atype_ext)
     nf = coord_ext.shape[0]
-    nsel = sum(sel)
-    sorted_lists = np.full((nf, nloc, nsel), -1, dtype=np.int64)
+    nlist = np.full((nf, nloc, sum(sel)), -1, dtype=np.int64)
     for f in range(nf):
         i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut, search)
-        rows = nearest_first(i, j, dist, nloc, coord_ext.shape[1])[:, :nsel]
-        sorted_lists[f, :, :rows.shape[1]] = rows
-    return split_by_type(sorted_lists, atype_ext, sel)
+        rows = nearest_first(i, j, dist, nloc)[:, :sum(sel)]
+        nlist[f] = split_rows_by_type(rows, atype_ext[f], sel)
+    return nlist
 
 
-def nearest_first(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nloc: int, nall: int) -> np.ndarray:
+def split_rows_by_type(rows: np.ndarray, atype: np.ndarray, sel: list[int]) -> np.ndarray:
+    """One frame's :func:`dpmodel.neighbor.split_by_type`: block ``t`` takes the first ``sel[t]``
+    type-``t`` atoms of each distance-sorted row, in row order, padded with -1.
+
+    Parameters
+    ----------
+    rows : shape (nloc, n), int; distance-sorted, -1 after each row's last
+    atype : shape (nall,), int
+    sel : slots per type
+
+    Returns
+    -------
+    shape (nloc, sum(sel)), int64
+    """
+    ntype = np.where(rows >= 0, atype[rows], -1)
+    out = np.full((rows.shape[0], sum(sel)), -1, dtype=np.int64)
+    start = 0
+    for t, width in enumerate(sel):
+        is_t = ntype == t
+        rank = np.cumsum(is_t, axis=1) - 1
+        r, c = np.nonzero(is_t & (rank < width))
+        out[r, start + rank[r, c]] = rows[r, c]
+        start += width
+    return out
+
+
+def nearest_first(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nloc: int) -> np.ndarray:
     """Neighbours of each centre by distance, ties by index: (nloc, max count), -1 after the last.
 
-    The pairs are ordered by (centre, neighbour) once, laid out one row per centre, and
-    each row sorted stably by distance: the order of a lexicographic sort by
-    (centre, distance, neighbour) at the cost of short row sorts.
+    The pairs, ordered by (centre, neighbour) as :func:`frame_pairs` gives them, are laid
+    out one row per centre and each row is sorted stably by distance: the order of a
+    lexicographic sort by (centre, distance, neighbour) at the cost of short row sorts.
     """
-    order = np.argsort(i * nall + j)
-    i, j, dist = i[order], j[order], dist[order]
     counts = np.bincount(i, minlength=nloc)
     width = int(counts.max()) if i.size else 0
     rank = np.arange(i.size) - (np.cumsum(counts) - counts)[i]

@@ -201,8 +201,9 @@ def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, s
                   method: str = "auto") -> tuple[Array, Array, Array, Array]:
     """Wrap, extend with ghosts and build the neighbour list in one call.
 
-    ``method`` is ``"all-pairs"``, ``"cells"`` (NumPy only, O(N)) or ``"auto"``: the cell
-    list for NumPy inputs with more than 2000 extended atoms. Both give the same list.
+    ``method`` is ``"all-pairs"``, ``"cells"`` (NumPy only: :func:`dpmodel.cell_list.build_neighbor_list_cells`,
+    which finds the pairs within ``rcut`` first and sorts only those) or ``"auto"``: ``"cells"``
+    for NumPy inputs, else ``"all-pairs"``. Both give the same list.
 
     Parameters
     ----------
@@ -231,7 +232,7 @@ def _neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, 
     nloc = atype.shape[1]
     if method == "auto":
         numpy_input = isinstance(coord_ext, np.ndarray) and isinstance(atype_ext, np.ndarray)
-        method = "cells" if numpy_input and coord_ext.shape[1] > 2000 else "all-pairs"
+        method = "cells" if numpy_input else "all-pairs"
     if method == "cells":
         from dpmodel.cell_list import build_neighbor_list_cells
 
