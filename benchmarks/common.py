@@ -184,6 +184,101 @@ def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: in
                       repeat=repeat, warmup=warmup, backends=list(backends)) or {}
 
 
+#: A DeePMD-kit evaluation server: loads ``ARGS["model"]`` in each backend of
+#: ``ARGS["backends"]`` and warms it up on every system, prints one JSON line
+#: ``{backend: "ok" | error message}``, then for each stdin line ``{"backend", "repeat"}``
+#: times that backend on every system and prints ``{key: {"seconds", "energy"}}``.
+DEEPMD_SERVER_SNIPPET = """
+import os, statistics, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+from deepmd.entrypoints.convert_backend import convert_backend
+from deepmd.infer import DeepPot
+systems = [(s["key"], np.load(s["file"])) for s in ARGS["systems"]]
+pots, status = {}, {}
+for name, suffix in (("PyTorch", ".pth"), ("JAX", ".hlo"), ("TensorFlow", ".pb")):
+    if name not in ARGS["backends"]:
+        continue
+    path = os.path.join(ARGS["tmp"], "server-" + ARGS["tag"] + suffix)
+    try:
+        convert_backend(INPUT=ARGS["model"], OUTPUT=path)
+        pots[name] = DeepPot(path)
+        for key, data in systems:
+            for _ in range(ARGS["warmup"]):
+                pots[name].eval(data["coord"], data["box"], data["atype"])
+        status[name] = "ok"
+    except Exception as err:  # a backend DeePMD-kit cannot build here
+        status[name] = f"{type(err).__name__}: {err}"[:200]
+print(json.dumps(status), flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    dp, result = pots[request["backend"]], {}
+    for key, data in systems:
+        c, b, t = data["coord"], data["box"], data["atype"]
+        times = []
+        for _ in range(request["repeat"]):
+            s = time.perf_counter(); e, f, v = dp.eval(c, b, t); times.append(time.perf_counter() - s)
+        result[key] = {"seconds": statistics.median(times), "energy": e.ravel().tolist()}
+    print(json.dumps(result), flush=True)
+"""
+
+
+class DeepmdServer:
+    """DeePMD-kit's ``DeepPot`` in a long-lived subprocess of its own virtualenv, timed on request.
+
+    Timing DeePMD-kit right after each of ours, block by block, pairs the two within seconds,
+    so the drifts of a shared machine's speed (minutes) cancel in their ratio.
+
+    Attributes
+    ----------
+    status : ``{backend: "ok" or error message}`` for each backend asked for; empty when
+        DeePMD-kit's interpreter is unavailable or failed to start
+    """
+
+    def __init__(self, model: Path, tmp: Path, systems: Mapping[str, tuple], warmup: int = 2,
+                 backends: tuple[str, ...] = ("PyTorch", "JAX", "TensorFlow"),
+                 env: Mapping[str, str] | None = None, tag: str = "plain") -> None:
+        self.status: dict[str, str] = {}
+        self.proc = None
+        if not Path(DEEPMD_PYTHON).exists():
+            print(f"[deepmd-kit skipped: no interpreter at {DEEPMD_PYTHON}; set DEEPMD_PYTHON]", file=sys.stderr)
+            return
+        listed = []
+        for i, (key, (coord, box, atype)) in enumerate(systems.items()):
+            path = Path(tmp) / f"deepmd-server-{tag}-{i}.npz"
+            np.savez(path, coord=coord, box=box, atype=atype)
+            listed.append({"key": key, "file": str(path)})
+        values = {"model": str(model), "tmp": str(tmp), "systems": listed, "warmup": warmup,
+                  "backends": list(backends), "tag": tag}
+        code = (CXX_OP_STUB + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n"
+                + textwrap.dedent(DEEPMD_SERVER_SNIPPET))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+        self.proc = subprocess.Popen([DEEPMD_PYTHON, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+        self.status = self._reply() or {}
+
+    def _reply(self) -> dict | None:
+        """The next JSON line of the server (other lines, e.g. library messages, are skipped)."""
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        print("[deepmd-kit server stopped]", file=sys.stderr)
+        return None
+
+    def time(self, backend: str, repeat: int) -> dict | None:
+        """``{key: {"seconds": median of repeat calls, "energy"}}`` of one loaded backend."""
+        if self.status.get(backend) != "ok":
+            return None
+        self.proc.stdin.write(json.dumps({"backend": backend, "repeat": repeat}) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     """A Markdown table of ``rows`` (``|`` inside a cell is escaped)."""
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"

@@ -5,10 +5,10 @@ Usage: ``python benchmarks/infer.py [--frames 1 10] [--repeat 5] [--rounds 1] [-
 (DeePMD-kit's reference water model when present, else a seeded model with the same
 sizes) is converted to each installed backend's format and evaluated through
 ``DeepPot``; DeePMD-kit evaluates the same model with its PyTorch, JAX and TensorFlow
-backends in a subprocess of its own virtualenv during the same run. With ``--rounds R``
-every implementation is timed once per round, R rounds, and each of ours is compared with
-DeePMD-kit's backend of the same framework within each round (paired, so drifts of the
-machine's speed cancel). Prints ms/frame, the paired speed and the ratio to DeePMD-kit's
+backends in subprocesses of its own virtualenv that stay loaded during the run. With
+``--rounds R`` every implementation is timed once per round, R rounds, each of ours right
+beside DeePMD-kit's backend of the same framework, and compared with it within the round
+(paired within seconds, so drifts of the machine's speed cancel). Prints ms/frame, the paired speed and the ratio to DeePMD-kit's
 fastest backend; ``--write-docs`` also stores them as this
 script's section of ``docs/benchmarks/results.md`` (see ``common.py``).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (REPO, deepmd_eval, eager_pot, median_time, table, tuned_malloc_env, water_frames,
+from common import (REPO, DeepmdServer, eager_pot, median_time, table, tuned_malloc_env, water_frames,
                     write_docs_section)
 from dpmodel import io
 from dpmodel.infer import DeepPot
@@ -81,9 +81,14 @@ def time_pot(dp: DeepPot, coord, box, atype, frames: list[int], repeat: int) -> 
 
 def measure(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int, rounds: int):
     """Per implementation: its DeePMD-kit counterpart (or None), ms/frame of every round per frame
-    count, energy of the first frame and a note. Every implementation is timed once per round,
-    ours in this process and DeePMD-kit's in a fresh subprocess, so slow spells of the machine
-    fall on all of them."""
+    count, energy of the first frame and a note.
+
+    DeePMD-kit's backends stay loaded in subprocesses of its own virtualenv
+    (:class:`common.DeepmdServer`; one more with our malloc thresholds for its PyTorch). Every
+    implementation is timed once per round, and each of ours right beside its DeePMD-kit
+    counterpart (first in even rounds, second in odd ones), so the pair sees the same machine
+    speed within seconds.
+    """
     found: dict[str, dict] = {}
 
     def entry(label: str, counterpart: str | None) -> dict:
@@ -92,27 +97,49 @@ def measure(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat
 
     pots = list(our_pots(model, tmp))
     systems = {str(nf): (coord[:nf], box[:nf], atype) for nf in frames}
-    for _ in range(rounds):
-        for name, label, dp in pots:
-            item = entry(label, f"DeePMD-kit 3.2.0: {DEEPMD_FRAMEWORK[name]}" if name in DEEPMD_FRAMEWORK else None)
-            if isinstance(dp, str):
-                item["note"] = dp
-                continue
-            for nf, ms in time_pot(dp, coord, box, atype, frames, repeat).items():
-                item["ms"][nf].append(ms)
-            item["energy"] = dp.eval(coord[:1], box[:1], atype)[0][0, 0]
-        theirs = deepmd_eval(model, tmp, systems, repeat)
-        # the same glibc thresholds as ours (DP_MALLOC_TUNING) given to DeePMD-kit's PyTorch, for comparison
-        tuned = deepmd_eval(model, tmp, systems, repeat, backends=("PyTorch",), env=tuned_malloc_env())
-        theirs.update({f"{name} (our malloc thresholds)": result for name, result in tuned.items()})
-        for name, result in theirs.items():
-            item = entry(f"DeePMD-kit 3.2.0: {name}", None)
-            if "error" in result:
-                item["note"] = result["error"]
-                continue
-            for nf in frames:
-                item["ms"][nf].append(1e3 * result[str(nf)]["seconds"] / nf)
-            item["energy"] = result[str(frames[0])]["energy"][0]
+    servers = {"": DeepmdServer(model, tmp, systems),
+               # the same glibc thresholds as ours (DP_MALLOC_TUNING) given to DeePMD-kit's PyTorch, for comparison
+               " (our malloc thresholds)": DeepmdServer(model, tmp, systems, backends=("PyTorch",),
+                                                        env=tuned_malloc_env(), tag="tuned")}
+    for suffix, server in servers.items():
+        for name, status in server.status.items():
+            entry(f"DeePMD-kit 3.2.0: {name}{suffix}", None)["note"] = "" if status == "ok" else status
+
+    def time_theirs(name: str, suffix: str = "") -> None:
+        result = servers[suffix].time(name, repeat)
+        if result is None:
+            return
+        item = entry(f"DeePMD-kit 3.2.0: {name}{suffix}", None)
+        for nf in frames:
+            item["ms"][nf].append(1e3 * result[str(nf)]["seconds"] / nf)
+        item["energy"] = result[str(frames[0])]["energy"][0]
+
+    try:
+        for r in range(rounds):
+            timed: set[str] = set()
+            for name, label, dp in pots:
+                framework = DEEPMD_FRAMEWORK.get(name)
+                item = entry(label, f"DeePMD-kit 3.2.0: {framework}" if framework else None)
+                if isinstance(dp, str):
+                    item["note"] = dp
+                    continue
+                pair = framework if framework and framework not in timed else None
+                if pair and r % 2:
+                    time_theirs(pair)
+                for nf, ms in time_pot(dp, coord, box, atype, frames, repeat).items():
+                    item["ms"][nf].append(ms)
+                item["energy"] = dp.eval(coord[:1], box[:1], atype)[0][0, 0]
+                if pair and not r % 2:
+                    time_theirs(pair)
+                if pair:
+                    timed.add(pair)
+            for name in servers[""].status:
+                if name not in timed:
+                    time_theirs(name)
+            time_theirs("PyTorch", " (our malloc thresholds)")
+    finally:
+        for server in servers.values():
+            server.close()
     return found
 
 
@@ -171,10 +198,10 @@ def main() -> None:
     if args.write_docs:
         intro = (f"Energy, forces and virial of the 192-atom water frames of `data_0` through `DeepPot.eval`, "
                  f"median of {args.repeat} runs after 2 warm-up calls, ms per frame; DeePMD-kit on the CPU "
-                 f"in a subprocess of its own virtualenv during the same run. {args.rounds} round(s), every "
-                 "implementation once per round: ms/frame is the median over the rounds, and `speed` the "
-                 "median over the rounds of DeePMD-kit's ms/frame over ours in the same round, same framework "
-                 "(PyTorch, JAX, TensorFlow).\n\n")
+                 f"in subprocesses of its own virtualenv, loaded once for the whole run. {args.rounds} round(s), "
+                 "every implementation once per round, each of ours right beside DeePMD-kit's backend of the "
+                 "same framework (PyTorch, JAX, TensorFlow): ms/frame is the median over the rounds, and "
+                 "`speed` the median over the rounds of DeePMD-kit's ms/frame over ours in the same round.\n\n")
         path = write_docs_section("infer", "Inference: every backend vs DeePMD-kit", intro + "\n".join(lines),
                                   deepmd=True)
         print(f"\nwrote {path}")
