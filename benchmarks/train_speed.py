@@ -9,8 +9,9 @@ end. s/step is the difference of the two wall times over the difference of the s
 counts, so start-up, statistics, compilation and the final validation and save cancel
 and every implementation is timed by the same rule. Batch size "auto" is one 192-atom
 frame; each framework uses its default threads and device. With ``--repeat R`` every
-implementation is measured once per round for R rounds, so that the machine's slow and
-fast spells fall on all of them; the table gives medians and the spread.
+implementation is measured once per round for R rounds, ours right beside DeePMD-kit's of
+the same framework (which of the two goes first alternates), so that the machine's slow and
+fast spells fall on both of a pair; the table gives medians and the spread.
 
 The three training systems hold 320 frames, so the default steps time the first epoch,
 where every frame is new. ``--later-epochs`` times steps 400 to 600 instead (unless
@@ -53,6 +54,17 @@ def seconds_per_step(command: list[str], root: Path, steps: tuple[int, int]) -> 
     return (long - short) / (steps[1] - steps[0])
 
 
+def paired_order(runs: list[tuple], round_index: int) -> list[tuple]:
+    """``runs`` grouped by framework, ours beside DeePMD-kit's, the pair reversed in odd rounds:
+    each pair runs back to back, and neither always has the first turn."""
+    frameworks = list(dict.fromkeys(run[0] for run in runs))
+    ordered = []
+    for framework in frameworks:
+        group = [run for run in runs if run[0] == framework]
+        ordered += group[::-1] if round_index % 2 else group
+    return ordered
+
+
 def summary(framework: str, who: str, ours: list[float], theirs: list[float] | None, note: str) -> dict:
     """A table row: median s/step, its range over the rounds, and for ours the median over rounds of
     DeePMD-kit's s/step over ours in the same round (paired, so drifts of the machine cancel)."""
@@ -87,8 +99,8 @@ def main() -> None:
     runs += [(b, DEEPMD, [*theirs_cli, f"--{b}"], args.workdir / f"deepmd-{b}") for b in args.deepmd_backends]
     samples: dict[tuple[str, str], list[float]] = {}
     notes: dict[tuple[str, str], str] = {}
-    for _ in range(args.repeat):  # rounds: every implementation once per round, so slow spells hit all alike
-        for framework, who, command, folder in runs:
+    for r in range(args.repeat):  # rounds: every implementation once per round, so slow spells hit all alike
+        for framework, who, command, folder in paired_order(runs, r):
             if (framework, who) in notes:
                 continue
             try:
