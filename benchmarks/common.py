@@ -1,9 +1,5 @@
-"""Shared pieces of the benchmark scripts: water frames, timing, the DeePMD-kit runner,
-and the writer of the documentation's benchmark page.
-
-DeePMD-kit is never imported here: its timings come from a subprocess running the
-interpreter of a separate virtualenv (``$DEEPMD_PYTHON``, default ``../dpvenv/bin/python``),
-so both sides are measured in the same run on the same machine.
+"""Shared pieces of the benchmark scripts: water frames, timing, and the writer of the
+documentation's benchmark page (DeePMD-kit's side runs through :mod:`deepmd_runner`).
 
 ``--write-docs`` (every script that offers it): :func:`write_docs_section` stores the
 script's Markdown section, with a description of the machine and the exact command, as
@@ -15,7 +11,6 @@ script's Markdown section, with a description of the machine and the exact comma
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -23,7 +18,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import tempfile
 import time
 from pathlib import Path
@@ -42,14 +36,6 @@ SECTION_ORDER = ("scaling", "infer", "compress", "compress_wide", "jax_compile",
 #: packages whose versions the machine description lists, here and in DeePMD-kit's interpreter
 VERSIONED = ("numpy", "torch", "jax", "tensorflow")
 
-CXX_OP_STUB = """
-import sys, types
-stub = types.ModuleType("deepmd.pt.cxx_op")
-stub.ENABLE_CUSTOMIZED_OP = False
-stub.load_library = lambda name: False
-stub.load_mpi_library = lambda: None
-sys.modules["deepmd.pt.cxx_op"] = stub
-"""
 
 
 def water_frames(nframes: int, system: str = "data_0") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,175 +94,6 @@ def tuned_malloc_env() -> dict[str, str]:
 
     return {"GLIBC_TUNABLES": f"glibc.malloc.mmap_threshold={allocator.MMAP_THRESHOLD}:"
                               f"glibc.malloc.trim_threshold={allocator.TRIM_THRESHOLD}"}
-
-
-def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, **values) -> dict | None:
-    """Run ``snippet`` under DeePMD-kit's interpreter; it must print one JSON line last.
-
-    ``values`` are passed as JSON in the variable ``ARGS``; ``env`` adds environment
-    variables. Returns ``None`` (with a note on stderr) when that interpreter is
-    unavailable or fails.
-    """
-    if not Path(DEEPMD_PYTHON).exists():
-        print(f"[deepmd-kit skipped: no interpreter at {DEEPMD_PYTHON}; set DEEPMD_PYTHON]", file=sys.stderr)
-        return None
-    code = CXX_OP_STUB + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n" + textwrap.dedent(snippet)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
-    proc = subprocess.run([DEEPMD_PYTHON, "-c", code], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        print(f"[deepmd-kit run failed]\n{proc.stderr[-3000:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-#: DeePMD-kit evaluates ``ARGS["model"]`` with each of its backends on every system of
-#: ``ARGS["systems"]`` (``{"key", "file"}``, an ``.npz`` of coord, box, atype); prints
-#: ``{backend: {key: {"seconds", "energy"}} or {"error": message}}``
-DEEPMD_EVAL_SNIPPET = """
-import os, statistics, time, warnings
-warnings.filterwarnings("ignore")
-import numpy as np
-from deepmd.entrypoints.convert_backend import convert_backend
-from deepmd.infer import DeepPot
-systems = [(s["key"], np.load(s["file"])) for s in ARGS["systems"]]
-out = {}
-for name, suffix in (("PyTorch", ".pth"), ("JAX", ".hlo"), ("TensorFlow", ".pb")):
-    if name not in ARGS["backends"]:
-        continue
-    path = os.path.join(ARGS["tmp"], "deepmd" + suffix)
-    try:
-        convert_backend(INPUT=ARGS["model"], OUTPUT=path)
-        dp = DeepPot(path)
-    except Exception as err:  # a backend DeePMD-kit cannot build here
-        out[name] = {"error": f"{type(err).__name__}: {err}"[:200]}
-        continue
-    result = {}
-    for key, data in systems:
-        c, b, t = data["coord"], data["box"], data["atype"]
-        for _ in range(ARGS["warmup"]):
-            e, f, v = dp.eval(c, b, t)
-        times = []
-        for _ in range(ARGS["repeat"]):
-            s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
-        result[key] = {"seconds": statistics.median(times), "energy": e.ravel().tolist()}
-    out[name] = result
-print(json.dumps(out))
-"""
-
-
-def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: int, warmup: int = 2,
-                backends: tuple[str, ...] = ("PyTorch", "JAX", "TensorFlow"),
-                env: Mapping[str, str] | None = None) -> dict:
-    """Median seconds of DeePMD-kit's ``DeepPot.eval`` (energy, forces, virial) per backend and system.
-
-    ``systems`` maps a key to ``(coord (nf, natoms, 3), box (nf, 9), atype (natoms,))``;
-    ``backends`` names DeePMD-kit's backends to time, ``env`` adds environment variables.
-    Returns ``{"PyTorch" | "JAX" | "TensorFlow": {key: {"seconds", "energy"}} or
-    {"error": message}}``, or ``{}`` when DeePMD-kit's interpreter is unavailable. Runs on
-    the CPU (:func:`run_deepmd` hides GPUs).
-    """
-    listed = []
-    for i, (key, (coord, box, atype)) in enumerate(systems.items()):
-        path = Path(tmp) / f"deepmd-system-{i}.npz"
-        np.savez(path, coord=coord, box=box, atype=atype)
-        listed.append({"key": key, "file": str(path)})
-    return run_deepmd(DEEPMD_EVAL_SNIPPET, env=env, model=str(model), tmp=str(tmp), systems=listed,
-                      repeat=repeat, warmup=warmup, backends=list(backends)) or {}
-
-
-#: A DeePMD-kit evaluation server: loads ``ARGS["model"]`` in each backend of
-#: ``ARGS["backends"]`` and warms it up on every system, prints one JSON line
-#: ``{backend: "ok" | error message}``, then for each stdin line ``{"backend", "repeat"}``
-#: times that backend on every system and prints ``{key: {"seconds", "energy"}}``.
-DEEPMD_SERVER_SNIPPET = """
-import os, statistics, sys, time, warnings
-warnings.filterwarnings("ignore")
-import numpy as np
-from deepmd.entrypoints.convert_backend import convert_backend
-from deepmd.infer import DeepPot
-systems = [(s["key"], np.load(s["file"])) for s in ARGS["systems"]]
-pots, status = {}, {}
-for name, suffix in (("PyTorch", ".pth"), ("JAX", ".hlo"), ("TensorFlow", ".pb")):
-    if name not in ARGS["backends"]:
-        continue
-    path = os.path.join(ARGS["tmp"], "server-" + ARGS["tag"] + suffix)
-    try:
-        convert_backend(INPUT=ARGS["model"], OUTPUT=path)
-        pots[name] = DeepPot(path)
-        for key, data in systems:
-            for _ in range(ARGS["warmup"]):
-                pots[name].eval(data["coord"], data["box"], data["atype"])
-        status[name] = "ok"
-    except Exception as err:  # a backend DeePMD-kit cannot build here
-        status[name] = f"{type(err).__name__}: {err}"[:200]
-print(json.dumps(status), flush=True)
-for line in sys.stdin:
-    request = json.loads(line)
-    dp, result = pots[request["backend"]], {}
-    for key, data in systems:
-        c, b, t = data["coord"], data["box"], data["atype"]
-        times = []
-        for _ in range(request["repeat"]):
-            s = time.perf_counter(); e, f, v = dp.eval(c, b, t); times.append(time.perf_counter() - s)
-        result[key] = {"seconds": statistics.median(times), "energy": e.ravel().tolist()}
-    print(json.dumps(result), flush=True)
-"""
-
-
-class DeepmdServer:
-    """DeePMD-kit's ``DeepPot`` in a long-lived subprocess of its own virtualenv, timed on request.
-
-    Timing DeePMD-kit right after each of ours, block by block, pairs the two within seconds,
-    so the drifts of a shared machine's speed (minutes) cancel in their ratio.
-
-    Attributes
-    ----------
-    status : ``{backend: "ok" or error message}`` for each backend asked for; empty when
-        DeePMD-kit's interpreter is unavailable or failed to start
-    """
-
-    def __init__(self, model: Path, tmp: Path, systems: Mapping[str, tuple], warmup: int = 2,
-                 backends: tuple[str, ...] = ("PyTorch", "JAX", "TensorFlow"),
-                 env: Mapping[str, str] | None = None, tag: str = "plain") -> None:
-        self.status: dict[str, str] = {}
-        self.proc = None
-        if not Path(DEEPMD_PYTHON).exists():
-            print(f"[deepmd-kit skipped: no interpreter at {DEEPMD_PYTHON}; set DEEPMD_PYTHON]", file=sys.stderr)
-            return
-        listed = []
-        for i, (key, (coord, box, atype)) in enumerate(systems.items()):
-            path = Path(tmp) / f"deepmd-server-{tag}-{i}.npz"
-            np.savez(path, coord=coord, box=box, atype=atype)
-            listed.append({"key": key, "file": str(path)})
-        values = {"model": str(model), "tmp": str(tmp), "systems": listed, "warmup": warmup,
-                  "backends": list(backends), "tag": tag}
-        code = (CXX_OP_STUB + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n"
-                + textwrap.dedent(DEEPMD_SERVER_SNIPPET))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
-        self.proc = subprocess.Popen([DEEPMD_PYTHON, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env)
-        self.status = self._reply() or {}
-
-    def _reply(self) -> dict | None:
-        """The next JSON line of the server (other lines, e.g. library messages, are skipped)."""
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        print("[deepmd-kit server stopped]", file=sys.stderr)
-        return None
-
-    def time(self, backend: str, repeat: int) -> dict | None:
-        """``{key: {"seconds": median of repeat calls, "energy"}}`` of one loaded backend."""
-        if self.status.get(backend) != "ok":
-            return None
-        self.proc.stdin.write(json.dumps({"backend": backend, "repeat": repeat}) + "\n")
-        self.proc.stdin.flush()
-        return self._reply()
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.stdin.close()
-            self.proc.wait()
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WATER, eager_pot, median_time, run_deepmd, table, water_frames, write_docs_section
+from common import WATER, eager_pot, median_time, table, water_frames, write_docs_section
+from deepmd_runner import run_deepmd
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
 from dpmodel.data import DeepmdSystem

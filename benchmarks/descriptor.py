@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import median_time, run_deepmd, table, water_frames
+from common import median_time, table, water_frames
+from deepmd_runner import run_deepmd
 from dpmodel import io
 from dpmodel.descriptor import DescrptSeR
 from dpmodel.neighbor import neighbor_data

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (REPO, DeepmdServer, eager_pot, median_time, table, tuned_malloc_env, water_frames,
+from common import (REPO, eager_pot, median_time, table, tuned_malloc_env, water_frames,
                     write_docs_section)
+from deepmd_runner import DeepmdServer
 from dpmodel import io
 from dpmodel.infer import DeepPot
 from dpmodel.registry import backends, save_model_file
@@ -84,7 +85,7 @@ def measure(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat
     count, energy of the first frame and a note.
 
     DeePMD-kit's backends stay loaded in subprocesses of its own virtualenv
-    (:class:`common.DeepmdServer`; one more with our malloc thresholds for its PyTorch). Every
+    (:class:`deepmd_runner.DeepmdServer`; one more with our malloc thresholds for its PyTorch). Every
     implementation is timed once per round, and each of ours right beside its DeePMD-kit
     counterpart (first in even rounds, second in odd ones), so the pair sees the same machine
     speed within seconds.

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_deepmd, table, water_frames, write_docs_section
+from common import table, water_frames, write_docs_section
+from deepmd_runner import run_deepmd
 from dpmodel import io
 from dpmodel.infer import DeepPot
 from dpmodel.registry import save_model_file

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import atomic_write, deepmd_eval, median_time, supercell, table, water_frames, write_docs_section
+from common import atomic_write, median_time, supercell, table, water_frames, write_docs_section
+from deepmd_runner import deepmd_eval
 from infer import our_pots, water_model
 
 CELLS = ["1x1x1", "2x1x1", "2x2x1", "2x2x2"]

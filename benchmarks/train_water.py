@@ -38,7 +38,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import CXX_OP_STUB, DEEPMD_PYTHON, WATER, table, write_docs_section
+from common import DEEPMD_PYTHON, WATER, table, write_docs_section
+from deepmd_runner import CXX_OP_STUB
 
 #: DeePMD-kit's ``dp`` main under its interpreter, with the C++-op loader stubbed as in common.py
 DEEPMD_MAIN = CXX_OP_STUB + "from deepmd.main import main\nsys.argv[0] = 'dp'\nsys.exit(main())\n"
