@@ -3,8 +3,8 @@
 DeePMD-kit is never imported here: its timings come from a subprocess running the
 interpreter of a separate virtualenv (``$DEEPMD_PYTHON``, default ``../dpvenv/bin/python``),
 so both sides are measured in the same run on the same machine. :func:`run_deepmd` runs one
-snippet, :func:`deepmd_eval` times ``DeepPot`` once per backend and system, and
-:class:`DeepmdServer` keeps ``DeepPot`` loaded and times it on request.
+snippet, :class:`DeepmdServer` keeps ``DeepPot`` loaded and times it on request, and
+:func:`deepmd_eval` times each backend once through a server.
 """
 
 from __future__ import annotations
@@ -52,41 +52,6 @@ def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, **values) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-#: DeePMD-kit evaluates ``ARGS["model"]`` with each of its backends on every system of
-#: ``ARGS["systems"]`` (``{"key", "file"}``, an ``.npz`` of coord, box, atype); prints
-#: ``{backend: {key: {"seconds", "energy"}} or {"error": message}}``
-DEEPMD_EVAL_SNIPPET = """
-import os, statistics, time, warnings
-warnings.filterwarnings("ignore")
-import numpy as np
-from deepmd.entrypoints.convert_backend import convert_backend
-from deepmd.infer import DeepPot
-systems = [(s["key"], np.load(s["file"])) for s in ARGS["systems"]]
-out = {}
-for name, suffix in (("PyTorch", ".pth"), ("JAX", ".hlo"), ("TensorFlow", ".pb")):
-    if name not in ARGS["backends"]:
-        continue
-    path = os.path.join(ARGS["tmp"], "deepmd" + suffix)
-    try:
-        convert_backend(INPUT=ARGS["model"], OUTPUT=path)
-        dp = DeepPot(path)
-    except Exception as err:  # a backend DeePMD-kit cannot build here
-        out[name] = {"error": f"{type(err).__name__}: {err}"[:200]}
-        continue
-    result = {}
-    for key, data in systems:
-        c, b, t = data["coord"], data["box"], data["atype"]
-        for _ in range(ARGS["warmup"]):
-            e, f, v = dp.eval(c, b, t)
-        times = []
-        for _ in range(ARGS["repeat"]):
-            s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
-        result[key] = {"seconds": statistics.median(times), "energy": e.ravel().tolist()}
-    out[name] = result
-print(json.dumps(out))
-"""
-
-
 def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: int, warmup: int = 2,
                 backends: tuple[str, ...] = ("PyTorch", "JAX", "TensorFlow"),
                 env: Mapping[str, str] | None = None) -> dict:
@@ -96,15 +61,14 @@ def deepmd_eval(model: Path, tmp: Path, systems: Mapping[str, tuple], repeat: in
     ``backends`` names DeePMD-kit's backends to time, ``env`` adds environment variables.
     Returns ``{"PyTorch" | "JAX" | "TensorFlow": {key: {"seconds", "energy"}} or
     {"error": message}}``, or ``{}`` when DeePMD-kit's interpreter is unavailable. Runs on
-    the CPU (:func:`run_deepmd` hides GPUs).
+    the CPU (the server hides GPUs).
     """
-    listed = []
-    for i, (key, (coord, box, atype)) in enumerate(systems.items()):
-        path = Path(tmp) / f"deepmd-system-{i}.npz"
-        np.savez(path, coord=coord, box=box, atype=atype)
-        listed.append({"key": key, "file": str(path)})
-    return run_deepmd(DEEPMD_EVAL_SNIPPET, env=env, model=str(model), tmp=str(tmp), systems=listed,
-                      repeat=repeat, warmup=warmup, backends=list(backends)) or {}
+    server = DeepmdServer(model, tmp, systems, warmup=warmup, backends=backends, env=env, tag="once")
+    try:
+        return {name: (server.time(name, repeat) or {"error": "the DeePMD-kit server stopped"}) if status == "ok"
+                else {"error": status} for name, status in server.status.items()}
+    finally:
+        server.close()
 
 
 #: A DeePMD-kit evaluation server: loads ``ARGS["model"]`` in each backend of

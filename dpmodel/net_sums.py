@@ -41,12 +41,12 @@ def summed_columns(layers: list[Layer], x: Array) -> Array:
     h = xp.reshape(xp.matrix_transpose(xp.reshape(x, (rows, width))), (1, width * rows))
     for layer in layers[:-1]:
         (y,) = apply_activation(layer.activation_function, linear(layer, h))
-        h = add_skip(layer, scale(layer, y), h)
+        h = layer.add_skip(scale(layer, y), h, axis=0)
     last = layers[-1]
     z = linear(last, h)
     (y,) = apply_activation(last.activation_function, xp.reshape(z, (z.shape[0], width, rows)))
     total = xp.sum(scale(last, y), axis=1)
-    total = add_skip(last, total, xp.sum(xp.reshape(h, (h.shape[0], width, rows)), axis=1))
+    total = last.add_skip(total, xp.sum(xp.reshape(h, (h.shape[0], width, rows)), axis=1), axis=0)
     return xp.reshape(xp.matrix_transpose(total), (*lead, total.shape[0]))
 
 
@@ -65,13 +65,3 @@ def scale(layer: Layer, y: Array) -> Array:
     xp = array_namespace(y)
     return y * xp.reshape(as_array(xp, layer.idt, y), (-1,) + (1,) * (y.ndim - 1))
 
-
-def add_skip(layer: Layer, y: Array, h: Array) -> Array:
-    """:meth:`~dpmodel.network.Layer.add_skip` with features on the first axis."""
-    if not layer.resnet:
-        return y
-    if layer.num_out == layer.num_in:
-        return y + h
-    if layer.num_out == 2 * layer.num_in:
-        return y + array_namespace(y).concat([h, h], axis=0)
-    return y

@@ -95,25 +95,20 @@ class Layer:
         """Whether the layer adds ``x`` (out = in) or ``concat([x, x])`` (out = 2 in)."""
         return self.resnet and self.num_out in (self.num_in, 2 * self.num_in)
 
-    def skip(self, x: Array) -> Array | None:
-        """The skip-connection term for input ``x``, or ``None`` without one."""
+    def skip(self, x: Array, axis: int = -1) -> Array | None:
+        """The skip-connection term for input ``x`` (features on ``axis``), or ``None`` without one."""
         if not self.resnet:
             return None
         if self.num_out == self.num_in:
             return x
-        if self.num_out == 2 * self.num_in:
-            return array_namespace(x).concat([x, x], axis=-1)
+        if self.num_out == 2 * self.num_in:  # the concatenation beat a broadcast over a (2, num_in) split, measured
+            return array_namespace(x).concat([x, x], axis=axis)
         return None
 
-    def add_skip(self, y: Array, x: Array) -> Array:
-        """``y`` plus the skip-connection term of input ``x`` (``y`` itself without one)."""
-        if not self.resnet:
-            return y
-        if self.num_out == self.num_in:
-            return y + x
-        if self.num_out == 2 * self.num_in:  # the concatenation beat a broadcast over a (2, num_in) split, measured
-            return y + array_namespace(y).concat([x, x], axis=-1)
-        return y
+    def add_skip(self, y: Array, x: Array, axis: int = -1) -> Array:
+        """``y`` plus the skip-connection term of input ``x`` (``y`` itself without one); features on ``axis``."""
+        term = self.skip(x, axis)
+        return y if term is None else y + term
 
     def linear(self, x: Array) -> Array:
         """Pre-activation ``x @ w + b``; ``x`` of shape (..., num_in)."""
