@@ -80,7 +80,8 @@ def features_first(xp) -> bool:
 DENSE_ROW_SUM_RATIO = 4
 """The portable :func:`weighted_row_sum` switches from gathering each segment's (L, ncol) rows to
 a dense (nseg, nrows) matrix once ``L * ncol`` exceeds this times ``nrows``: the crossover
-measured for compressed water models in JAX and TensorFlow on a CPU (the gather won for
+measured for compressed water models in XLA on a CPU, before JAX and TensorFlow had their
+chunked natives (the gather won for
 ``[5, 10, 20]`` embedding nets, L = 828, ncol = 20, nrows = 8160; the dense product for
 ``[25, 50, 100]``, ncol = 100)."""
 
@@ -171,10 +172,10 @@ def weighted_row_sum(table: Array, index: Array, weight: Array) -> Array:
 
     The product of the sparse (nseg, nrows) matrix with ``weight[s, l]`` at column
     ``index[s, l]`` (repeated columns add up) and ``table``. NumPy (SciPy's CSR product)
-    and registered natives (PyTorch's ``embedding_bag``) form no (nseg, L, ncol) block of
-    gathered rows. The portable form gathers that block while it is small, else builds
-    the dense (nseg, nrows) matrix by a scatter-add and takes one matrix product
-    (:data:`DENSE_ROW_SUM_RATIO`). Differentiable in ``weight`` wherever the namespace is.
+    and registered natives (PyTorch's ``embedding_bag``; loops over column chunks in JAX and
+    TensorFlow) form no (nseg, L, ncol) block of gathered rows. The portable form gathers
+    that block while it is small, else builds the dense (nseg, nrows) matrix by a
+    scatter-add and takes one matrix product (:data:`DENSE_ROW_SUM_RATIO`). Differentiable in ``weight`` wherever the namespace is.
 
     Parameters
     ----------

@@ -8,8 +8,9 @@ style ``energy_fn``), ``io`` (``.jax`` and ``.hlo`` files, ``Evaluator``), ``tra
 Global state: the backend never sets ``jax_enable_x64``; its entry points run under
 the scoped ``jax.enable_x64(True)`` (``backends.jax.modules.x64``). Importing
 ``backends.jax.modules`` registers, once, ``jax.ops.segment_sum`` with
-``dpmodel.xp.register_segment_sum`` and a ``jax.debug.callback`` overflow reporter with
-``dpmodel.table.register_overflow_reporter``, both keyed on the ``jax.numpy`` namespace.
+``dpmodel.xp.register_segment_sum``, the chunked table sum of ``row_sum`` with
+``dpmodel.xp.register_weighted_row_sum`` and a ``jax.debug.callback`` overflow reporter
+with ``dpmodel.table.register_overflow_reporter``, all keyed on the ``jax.numpy`` namespace.
 """
 
 from dpmodel.registry import BackendInfo

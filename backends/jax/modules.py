@@ -24,12 +24,13 @@ import array_api_compat
 import jax
 import jax.numpy as jnp
 
+from backends.jax import row_sum
 from dpmodel import descriptor as dp_descriptor
 from dpmodel import fitting as dp_fitting
 from dpmodel import model as dp_model
 from dpmodel.network import NetworkCollection
 from dpmodel.table import TabulatedEmbedding, register_overflow_reporter
-from dpmodel.xp import register_segment_sum
+from dpmodel.xp import register_segment_sum, register_weighted_row_sum
 
 __all__ = ["DescrptSeR", "EnergyFitting", "EnergyModel", "bind", "get_params", "model_from_dict", "split_trainable",
            "merge_trainable", "x64"]
@@ -60,12 +61,14 @@ _REGISTERED: list[bool] = []
 def register_native_ops() -> None:
     """Register, once, what dpmodel lets a backend inject for ``jax.numpy`` arrays.
 
-    ``jax.ops.segment_sum`` for :func:`dpmodel.xp.segment_sum`, and a ``jax.debug.callback``
+    ``jax.ops.segment_sum`` for :func:`dpmodel.xp.segment_sum`, the chunked table sum of
+    :mod:`backends.jax.row_sum` for :func:`dpmodel.xp.weighted_row_sum`, and a ``jax.debug.callback``
     that brings the overflow counts of compressed tables (``check_frequency > 0``) out of
     jit-compiled code (:func:`dpmodel.table.register_overflow_reporter`).
     """
     if not _REGISTERED:
         register_segment_sum(array_api_compat.is_jax_namespace, _segment_sum)
+        register_weighted_row_sum(array_api_compat.is_jax_namespace, row_sum.weighted_row_sum)
         register_overflow_reporter(array_api_compat.is_jax_namespace, _report_overflow)
         _REGISTERED.append(True)
 

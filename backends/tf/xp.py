@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from backends.tf import row_sum
 from backends.tf.tfarray import (  # noqa: F401 - TFArray, is_tf_array and unwrap are re-exported
     TFArray,
     _matmul,
@@ -330,6 +331,11 @@ def segment_sum(values: Any, segment: Any, nseg: Any) -> TFArray:
     return _out(tf.math.unsorted_segment_sum(_tensor(values), _tensor(segment), tf.cast(unwrap(nseg), tf.int64)))
 
 
+def weighted_row_sum(table: Any, index: Any, weight: Any) -> TFArray:
+    """The chunked table sum of :mod:`backends.tf.row_sum` for :func:`dpmodel.xp.weighted_row_sum`."""
+    return _out(row_sum.weighted_row_sum(_tensor(table), _tensor(index), _tensor(weight)))
+
+
 _REGISTERED = []
 
 
@@ -342,4 +348,5 @@ def register() -> None:
     namespace = sys.modules[__name__]
     dpxp.register_namespace(is_tf_array, namespace)
     dpxp.register_segment_sum(lambda xp: xp is namespace, segment_sum)
+    dpxp.register_weighted_row_sum(lambda xp: xp is namespace, weighted_row_sum)
     _REGISTERED.append(True)
