@@ -28,6 +28,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 WATER = REPO.parent / "shared" / "data" / "water"
 DEEPMD_PYTHON = os.environ.get("DEEPMD_PYTHON", str(REPO.parent / "dpvenv" / "bin" / "python"))
+#: a DeePMD-kit virtualenv with the torch its PyTorch custom operators were built for (2.11.0), which
+#: its compressed PyTorch models need (docs/benchmarks.md)
+DEEPMD_PT_OPS_PYTHON = os.environ.get("DEEPMD_PT_OPS_PYTHON", str(REPO.parent / "dpvenv-ptops" / "bin" / "python"))
 #: where ``--write-docs`` puts results.md, its plots and sections/<script>.md
 DOCS_BENCHMARKS = REPO / "docs" / "benchmarks"
 #: order of the sections in results.md; sections of other scripts follow alphabetically

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import WATER, eager_pot, median_time, table, water_frames, write_docs_section
+from common import DEEPMD_PT_OPS_PYTHON, WATER, eager_pot, median_time, table, water_frames, write_docs_section
 from deepmd_runner import run_deepmd
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
@@ -49,7 +49,8 @@ def timings(pots: dict[str, DeepPot], coord, box, atype, frames: list[int], repe
 
 
 def seeded_model(neuron: list[int], coord, box, atype) -> dict:
-    """A water model (sel [46, 92], rcut 6) with embedding widths ``neuron`` and data statistics."""
+    """A water model file's dict (sel [46, 92], rcut 6) with embedding widths ``neuron``, data
+    statistics and the input script DeePMD-kit's compression reads."""
     from dpmodel.descriptor import DescrptSeR
     from dpmodel.fitting import EnergyFitting
     from dpmodel.model import EnergyModel
@@ -57,7 +58,11 @@ def seeded_model(neuron: list[int], coord, box, atype) -> dict:
 
     desc = DescrptSeR(6.0, 0.5, [46, 92], neuron, seed=1)
     compute_descriptor_stat(desc, [(coord, np.tile(atype, (len(coord), 1)), box)])
-    return EnergyModel(desc, EnergyFitting(2, neuron[-1], [120, 120, 120], seed=2), ["O", "H"]).serialize()
+    model = EnergyModel(desc, EnergyFitting(2, neuron[-1], [120, 120, 120], seed=2), ["O", "H"])
+    script = {"type_map": ["O", "H"],
+              "descriptor": {"type": "se_e2_r", "sel": [46, 92], "rcut": 6.0, "rcut_smth": 0.5, "neuron": neuron},
+              "fitting_net": {"neuron": [120, 120, 120]}}
+    return {"model": model.serialize(), "model_def_script": script}
 
 
 DEEPMD_SNIPPET = """
@@ -82,6 +87,8 @@ def timing(path):
         result[str(nf)] = statistics.median(times) / nf
     return result
 for name, suffix, module in (("JAX", ".jax", "deepmd.jax"), ("PyTorch", ".pth", "deepmd.pt")):
+    if name not in ARGS["backends"]:
+        continue
     plain = os.path.join(ARGS["tmp"], "deepmd-plain" + suffix)
     small = os.path.join(ARGS["tmp"], "deepmd-compressed" + suffix)
     try:
@@ -95,7 +102,6 @@ for name, suffix, module in (("JAX", ".jax", "deepmd.jax"), ("PyTorch", ".pth", 
             data = {**data, "model": model.serialize(), "min_nbor_dist": ARGS["min_nbor_dist"]}
             deserialize_to_file(small, data)
         else:
-            from deepmd.pt.entrypoints.main import freeze  # noqa: F401  (fails early without the custom ops)
             import torch
             model = torch.jit.load(plain)
             model.min_nbor_dist = torch.tensor(ARGS["min_nbor_dist"], dtype=torch.float64)
@@ -110,10 +116,21 @@ print(json.dumps(out))
 
 
 def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int, distance: float) -> list[dict]:
-    """DeePMD-kit 3.2.0's plain and compressed JAX and PyTorch models, timed in its own interpreter."""
+    """DeePMD-kit 3.2.0's plain and compressed JAX and PyTorch models, timed in its own interpreters.
+
+    JAX in DeePMD-kit's usual virtualenv; PyTorch in the one whose torch matches DeePMD-kit's
+    custom operators (:data:`common.DEEPMD_PT_OPS_PYTHON`), which its compressed models call.
+    """
     np.savez(tmp / "frames.npz", coord=coord, box=box, atype=atype)
-    theirs = run_deepmd(DEEPMD_SNIPPET, model=str(model), tmp=str(tmp), frames_file=str(tmp / "frames.npz"),
-                        frames=frames, repeat=repeat, min_nbor_dist=distance) or {}
+    common = dict(model=str(model), tmp=str(tmp), frames_file=str(tmp / "frames.npz"), frames=frames, repeat=repeat,
+                  min_nbor_dist=distance)
+    theirs = run_deepmd(DEEPMD_SNIPPET, backends=["JAX"], **common) or {}
+    if Path(DEEPMD_PT_OPS_PYTHON).exists():
+        theirs.update(run_deepmd(DEEPMD_SNIPPET, python=DEEPMD_PT_OPS_PYTHON, custom_ops=True, backends=["PyTorch"],
+                                 **common) or {})
+    else:
+        theirs["PyTorch"] = {"error": f"no virtualenv with DeePMD-kit's PyTorch custom operators at "
+                                      f"{DEEPMD_PT_OPS_PYTHON} (docs/benchmarks.md)"}
     rows = []
     for name, result in theirs.items():
         if "error" in result:
@@ -153,7 +170,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.neuron:
-            data = {"model": seeded_model(args.neuron, coord, box, atype)}
+            data = seeded_model(args.neuron, coord, box, atype)
         else:
             data = io.load(args.model or water_model(tmp / "water.dp", coord, box, atype))
         plain = {"model": data["model"], "model_def_script": data.get("model_def_script")}

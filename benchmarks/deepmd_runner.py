@@ -33,19 +33,21 @@ sys.modules["deepmd.pt.cxx_op"] = stub
 """
 
 
-def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, **values) -> dict | None:
+def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, python: str = DEEPMD_PYTHON,
+               custom_ops: bool = False, **values) -> dict | None:
     """Run ``snippet`` under DeePMD-kit's interpreter; it must print one JSON line last.
 
     ``values`` are passed as JSON in the variable ``ARGS``; ``env`` adds environment
-    variables. Returns ``None`` (with a note on stderr) when that interpreter is
-    unavailable or fails.
+    variables; ``python`` is the interpreter, which loads DeePMD-kit's PyTorch custom
+    operators with ``custom_ops`` (else :data:`CXX_OP_STUB` replaces them). Returns ``None``
+    (with a note on stderr) when that interpreter is unavailable or fails.
     """
-    if not Path(DEEPMD_PYTHON).exists():
-        print(f"[deepmd-kit skipped: no interpreter at {DEEPMD_PYTHON}; set DEEPMD_PYTHON]", file=sys.stderr)
+    if not Path(python).exists():
+        print(f"[deepmd-kit skipped: no interpreter at {python}; see docs/benchmarks.md]", file=sys.stderr)
         return None
-    code = CXX_OP_STUB + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n" + textwrap.dedent(snippet)
+    code = ("" if custom_ops else CXX_OP_STUB) + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n" + textwrap.dedent(snippet)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
-    proc = subprocess.run([DEEPMD_PYTHON, "-c", code], capture_output=True, text=True, env=env)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         print(f"[deepmd-kit run failed]\n{proc.stderr[-3000:]}", file=sys.stderr)
         return None
