@@ -139,7 +139,20 @@ def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], re
         for kind in ("plain", "compressed"):
             rows.append({"backend": f"DeePMD-kit 3.2.0 {name} {kind}",
                          **{f"E+F+V {nf} frame": 1e3 * result[kind][str(nf)] for nf in frames}})
+        rows.append({"backend": f"DeePMD-kit 3.2.0 {name} speed-up",
+                     **{f"E+F+V {nf} frame": result["plain"][str(nf)] / result["compressed"][str(nf)] for nf in frames}})
     return rows
+
+
+def versus_deepmd(rows: list[dict], frames: list[int]) -> list[dict]:
+    """Speed of each of our compressed models over DeePMD-kit's compressed PyTorch model (its ms over ours)."""
+    theirs = next((r for r in rows if r["backend"] == "DeePMD-kit 3.2.0 PyTorch compressed"), None)
+    if theirs is None:
+        return []
+    keys = [f"E+F+V {nf} frame" for nf in frames]
+    return [{"backend": f"{r['backend']}: speed vs DeePMD-kit PyTorch compressed",
+             **{k: theirs[k] / r[k] for k in keys if r.get(k)}}
+            for r in rows if r["backend"].endswith(" compressed") and not r["backend"].startswith("DeePMD")]
 
 
 def comparison_rows(label: str, measured: dict[str, tuple], natoms: int) -> list[dict]:
@@ -197,6 +210,7 @@ def main() -> None:
         model_path = tmp / "plain.dp"
         io.save(model_path, plain)
         rows += deepmd_rows(model_path, tmp, coord, box, atype, args.frames, args.repeat, distance)
+        rows += versus_deepmd(rows, args.frames)
     columns = ["backend", *[f"E+F+V {nf} frame" for nf in args.frames], "descriptor", "note"]
     model = (f"a seeded se_e2_r model, embedding nets {args.neuron}, fitting net [120, 120, 120]" if args.neuron
              else "the water model of `infer.py`")
