@@ -255,20 +255,27 @@ class DescrptSeR:
         """Summed embedding of the padding slots ``width:sel[tj]`` of block ``tj``; (nf, nloc, ng).
 
         A padding slot has :math:`s = 0`, so :math:`\\hat s = -\\mu/\\sigma` of its centre
-        type and slot, and the exclusion mask is 1.
+        type and slot, and the exclusion mask is 1. A table evaluates these without its
+        overflow check: they belong to the evaluation its slots are counted in, and lie in
+        the table by construction (its lower bound is :math:`\\lfloor -\\mu/\\sigma \\rfloor`).
         """
         start = int(sum(self.sel[:tj]))
         first, stop = start + width, start + self.sel[tj]
         s_pad = -as_array(xp, self.davg[:, first:stop, :], like) / as_array(xp, self.dstd[:, first:stop, :], like)
+        nf, nloc = atype_loc.shape
+        shared = self.embedding((tj,)) if self.type_one_side else None
+        if shared is not None:  # one net for every centre type: one call on all their padding values
+            values = _padding_values(shared, xp.reshape(s_pad, (-1, 1)))
+            per_type = xp.sum(xp.reshape(values, (self.ntypes, stop - first, self.dim_out)), axis=1)
+            return xp.reshape(xp.take(per_type, xp.reshape(atype_loc, (-1,)), axis=0), (nf, nloc, self.dim_out))
         rows = []
         for ti in range(self.ntypes):
             net = self.embedding((tj,) if self.type_one_side else (ti, tj))
             if net is None:
                 rows.append(xp.zeros((self.dim_out,), dtype=like.dtype, device=device(like)))
             else:
-                rows.append(xp.sum(net.call(s_pad[ti, ...]), axis=0))
+                rows.append(xp.sum(_padding_values(net, s_pad[ti, ...]), axis=0))
         per_type = xp.stack(rows, axis=0)  # (ntypes, ng)
-        nf, nloc = atype_loc.shape
         return xp.reshape(xp.take(per_type, xp.reshape(atype_loc, (-1,)), axis=0), (nf, nloc, self.dim_out))
 
     def embedding(self, key: tuple[int, ...]) -> EmbeddingNet | TabulatedEmbedding | None:
@@ -379,6 +386,13 @@ class DescrptSeR:
         if compress is not None:
             obj.tables = deserialize_tables(compress, len(obj.embeddings.networks), dtype)
         return obj
+
+
+def _padding_values(net: EmbeddingNet | TabulatedEmbedding, s_pad: Array) -> Array:
+    """``net`` on padding inputs (n, 1) -> (n, ng); a table skips its overflow check."""
+    if isinstance(net, TabulatedEmbedding):
+        return net.call_with_derivatives(s_pad, 0, check=False)[0]
+    return net.call(s_pad)
 
 
 def _validate(rcut: float, rcut_smth: float, sel: list[int], neuron: list[int]) -> None:

@@ -152,19 +152,20 @@ class TabulatedEmbedding:
         """Table value for ``x`` of shape (..., 1); returns (..., ng)."""
         return self.call_with_derivatives(x, 0)[0]
 
-    def call_with_derivatives(self, x: Array, order: int = 1) -> tuple[Array, ...]:
+    def call_with_derivatives(self, x: Array, order: int = 1, check: bool = True) -> tuple[Array, ...]:
         """Value and, with ``order`` 1, the slope d value / dx; each (..., ng).
 
         Parameters
         ----------
         x : shape (..., 1), float
         order : 0 or 1 (a table holds no useful second derivative beyond its knots)
+        check : count inputs outside the table (an evaluation of the overflow check)
         """
         if order > 1:
             raise ValueError("a tabulated embedding provides derivatives up to order 1")
         xp = array_namespace(x)
         lead = tuple(x.shape[:-1])
-        index, *weights = self.terms(xp.reshape(x, (-1,)), order)
+        index, *weights = self.terms(xp.reshape(x, (-1,)), order, check)
         coeffs = xp.take(self.rows(xp, x), xp.reshape(index, (-1,)), axis=0)
         coeffs = xp.reshape(coeffs, (-1, 6, self.ng))  # (n, 6, ng)
         return tuple(xp.reshape(xp.matmul(w[:, None, :], coeffs)[:, 0, :], (*lead, self.ng)) for w in weights)

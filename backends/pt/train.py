@@ -61,9 +61,13 @@ class TrainState:
     m: dict[str, torch.Tensor] = field(default_factory=dict)
     v: dict[str, torch.Tensor] = field(default_factory=dict)
     step: int = 0
+    _parameters: dict[str, torch.nn.Parameter] | None = field(default=None, repr=False)
 
     def parameters(self) -> dict[str, torch.nn.Parameter]:
-        return {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        """Trainable parameters by name; listed once (``load_state_dict`` copies into the same ones)."""
+        if self._parameters is None:
+            self._parameters = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        return self._parameters
 
 
 def world() -> tuple[int, int]:
@@ -125,7 +129,8 @@ def forward_loss(state: TrainState, batch: Mapping[str, Any], prefactors: Mappin
     dev = state.device
     get = lambda key, dtype=torch.float64: _tensor(None if batch.get(key) is None else batch[key][frames], dev, dtype)
     network = state.network if training else state.model
-    network.train(training)
+    if network.training != training:  # train() visits every submodule: only on a change of mode
+        network.train(training)
     pred = network(get("coord"), get("atype", torch.int64), get("box"), get("fparam"), get("aparam"))
     if not training:
         pred = {k: v.detach() for k, v in pred.items()}
