@@ -45,7 +45,8 @@ def run_deepmd(snippet: str, env: Mapping[str, str] | None = None, python: str =
     if not Path(python).exists():
         print(f"[deepmd-kit skipped: no interpreter at {python}; see docs/benchmarks.md]", file=sys.stderr)
         return None
-    code = ("" if custom_ops else CXX_OP_STUB) + f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n" + textwrap.dedent(snippet)
+    arguments = f"ARGS = {json.dumps(values)!r}\nimport json\nARGS = json.loads(ARGS)\n"
+    code = ("" if custom_ops else CXX_OP_STUB) + arguments + textwrap.dedent(snippet)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:

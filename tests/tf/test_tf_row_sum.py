@@ -5,26 +5,7 @@ import pytest
 import tensorflow as tf
 
 from backends.tf import row_sum
-
-RNG = np.random.default_rng(4)
-TABLE = RNG.normal(size=(50, 7))
-INDEX = RNG.integers(0, 50, size=(5, 11))
-INDEX[1, :4] = 17  # a repeated row adds up
-WEIGHT = RNG.normal(size=(5, 11))
-GRAD = RNG.normal(size=(5, 7))
-
-
-def loops():
-    """Value, d(value . GRAD)/d weight and d(value . GRAD)/d table by explicit loops."""
-    value = np.zeros((5, 7))
-    d_weight = np.zeros((5, 11))
-    d_table = np.zeros_like(TABLE)
-    for s in range(5):
-        for col, (k, w) in enumerate(zip(INDEX[s], WEIGHT[s])):
-            value[s] += w * TABLE[k]
-            d_weight[s, col] = TABLE[k] @ GRAD[s]
-            d_table[k] += w * GRAD[s]
-    return value, d_weight, d_table
+from row_sum_case import CHUNKINGS, GRAD, INDEX, TABLE, WEIGHT, loops
 
 
 def value_and_grads(table, index, weight):
@@ -47,8 +28,7 @@ def compiled(run):
     return tf.function(value_and_grads, input_signature=SIGNATURE, jit_compile=run == "xla")
 
 
-# 1 column per step; 3 (11 = 3 + 3 + 3 + 2, the last step padded); all 11 in one step
-@pytest.mark.parametrize("elements", [1, 3 * 7, 1 << 11])
+@pytest.mark.parametrize("elements", CHUNKINGS)
 @pytest.mark.parametrize("run", ["eager", "graph", "xla"])
 def test_value_and_gradients_equal_loops(monkeypatch, elements, run):
     monkeypatch.setattr(row_sum, "CHUNK_ELEMENTS", elements)
