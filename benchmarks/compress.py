@@ -139,8 +139,8 @@ def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], re
         for kind in ("plain", "compressed"):
             rows.append({"backend": f"DeePMD-kit 3.2.0 {name} {kind}",
                          **{f"E+F+V {nf} frame": 1e3 * result[kind][str(nf)] for nf in frames}})
-        rows.append({"backend": f"DeePMD-kit 3.2.0 {name} speed-up",
-                     **{f"E+F+V {nf} frame": result["plain"][str(nf)] / result["compressed"][str(nf)] for nf in frames}})
+        speed = {f"E+F+V {nf} frame": result["plain"][str(nf)] / result["compressed"][str(nf)] for nf in frames}
+        rows.append({"backend": f"DeePMD-kit 3.2.0 {name} speed-up", **speed})
     return rows
 
 
