@@ -129,7 +129,9 @@ def forward_loss(state: TrainState, batch: Mapping[str, Any], prefactors: Mappin
     dev = state.device
     get = lambda key, dtype=torch.float64: _tensor(None if batch.get(key) is None else batch[key][frames], dev, dtype)
     network = state.network if training else state.model
-    if network.training != training:  # train() visits every submodule: only on a change of mode
+    # train() visits every submodule: only on a change of mode, read from the model itself
+    # (evaluation sets it directly, not through a DistributedDataParallel wrapper)
+    if state.model.training != training:
         network.train(training)
     pred = network(get("coord"), get("atype", torch.int64), get("box"), get("fparam"), get("aparam"))
     if not training:
