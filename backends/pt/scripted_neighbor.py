@@ -144,7 +144,7 @@ class ScriptNeighborList(torch.nn.Module):
         return torch.cat(blocks, dim=-1)
 
     def candidates(self, coords: torch.Tensor, loose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Atoms within ``rcut`` of each local atom, itself excluded, nearest first (ties: lower index).
+        r"""Atoms within ``rcut`` of each local atom, itself excluded, nearest first (ties: lower index).
 
         ``coords`` (nf, nall, 3) Å; ``loose`` (nf, nloc, nall) Å, approximate distances, -1 for
         the atom itself. Returns (nf, nloc, max count) indices, -1 after each row's last, and
