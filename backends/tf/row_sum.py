@@ -38,7 +38,9 @@ def _forward(table: tf.Tensor, index: tf.Tensor, weight: tf.Tensor) -> tf.Tensor
 
     def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         rows = tf.gather(table, idx[i])  # (nseg, chunk, ncol)
-        return i + 1, total + tf.einsum("sl,slc->sc", wts[i], rows)
+        # a multiply-and-sum, which XLA fuses with the gather: 6 vs 10 ms as a batched product
+        # (192 rows, 552 columns, ncol 100)
+        return i + 1, total + tf.reduce_sum(wts[i][:, :, None] * rows, axis=1)
 
     start = tf.zeros(tf.stack([tf.shape(index)[0], tf.shape(table)[1]]), dtype=table.dtype)
     return tf.while_loop(lambda i, _: i < nchunk, step, (tf.constant(0), start))[1]
