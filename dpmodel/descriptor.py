@@ -23,7 +23,7 @@ from dpmodel.network import EmbeddingNet, NetworkCollection, child_seed
 from dpmodel.pair_exclusion import exclusion_mask
 from dpmodel.precision import canonical_precision, dtype_of, numpy_dtype
 from dpmodel.serialization import check_class, check_version
-from dpmodel.slot_sum import Pullback, scaled, sum_over_slots, summed
+from dpmodel.slot_sum import Pullback, scaled, sum_over_padding, sum_over_slots, summed
 from dpmodel.table import TabulatedEmbedding
 from dpmodel.tabulate import deserialize_tables, serialize_tables, tabulate_embeddings
 from dpmodel.xp import Array, array_namespace, as_array, device, to_numpy
@@ -255,27 +255,14 @@ class DescrptSeR:
         """Summed embedding of the padding slots ``width:sel[tj]`` of block ``tj``; (nf, nloc, ng).
 
         A padding slot has :math:`s = 0`, so :math:`\\hat s = -\\mu/\\sigma` of its centre
-        type and slot, and the exclusion mask is 1. A table evaluates these without its
-        overflow check: they belong to the evaluation its slots are counted in, and lie in
-        the table by construction (its lower bound is :math:`\\lfloor -\\mu/\\sigma \\rfloor`).
+        type and slot, and the exclusion mask is 1 (:func:`dpmodel.slot_sum.sum_over_padding`).
         """
         start = int(sum(self.sel[:tj]))
         first, stop = start + width, start + self.sel[tj]
         s_pad = -as_array(xp, self.davg[:, first:stop, :], like) / as_array(xp, self.dstd[:, first:stop, :], like)
+        nets = [self.embedding((tj,) if self.type_one_side else (ti, tj)) for ti in range(self.ntypes)]
+        per_type = sum_over_padding(nets, s_pad, self.dim_out)  # (ntypes, ng)
         nf, nloc = atype_loc.shape
-        shared = self.embedding((tj,)) if self.type_one_side else None
-        if shared is not None:  # one net for every centre type: one call on all their padding values
-            values = _padding_values(shared, xp.reshape(s_pad, (-1, 1)))
-            per_type = xp.sum(xp.reshape(values, (self.ntypes, stop - first, self.dim_out)), axis=1)
-            return xp.reshape(xp.take(per_type, xp.reshape(atype_loc, (-1,)), axis=0), (nf, nloc, self.dim_out))
-        rows = []
-        for ti in range(self.ntypes):
-            net = self.embedding((tj,) if self.type_one_side else (ti, tj))
-            if net is None:
-                rows.append(xp.zeros((self.dim_out,), dtype=like.dtype, device=device(like)))
-            else:
-                rows.append(xp.sum(_padding_values(net, s_pad[ti, ...]), axis=0))
-        per_type = xp.stack(rows, axis=0)  # (ntypes, ng)
         return xp.reshape(xp.take(per_type, xp.reshape(atype_loc, (-1,)), axis=0), (nf, nloc, self.dim_out))
 
     def embedding(self, key: tuple[int, ...]) -> EmbeddingNet | TabulatedEmbedding | None:
@@ -386,13 +373,6 @@ class DescrptSeR:
         if compress is not None:
             obj.tables = deserialize_tables(compress, len(obj.embeddings.networks), dtype)
         return obj
-
-
-def _padding_values(net: EmbeddingNet | TabulatedEmbedding, s_pad: Array) -> Array:
-    """``net`` on padding inputs (n, 1) -> (n, ng); a table skips its overflow check."""
-    if isinstance(net, TabulatedEmbedding):
-        return net.call_with_derivatives(s_pad, 0, check=False)[0]
-    return net.call(s_pad)
 
 
 def _validate(rcut: float, rcut_smth: float, sel: list[int], neuron: list[int]) -> None:

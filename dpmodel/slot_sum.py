@@ -12,7 +12,7 @@ from typing import Callable
 
 from dpmodel.network import EmbeddingNet
 from dpmodel.table import TabulatedEmbedding
-from dpmodel.xp import Array, array_namespace
+from dpmodel.xp import Array, array_namespace, device
 
 Pullback = Callable[[Array], Array]
 """Maps :math:`g = \\partial E/\\partial\\mathcal D` (nf, nloc, ng) to :math:`\\partial E/\\partial\\hat s`
@@ -47,6 +47,31 @@ def sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre:
         value = value * centre[..., None]
         slope = slope * centre[..., None]
     return xp.sum(value, axis=2), lambda grad: xp.sum(slope * grad[:, :, None, :], axis=-1)
+
+
+def sum_over_padding(nets: list[EmbeddingNet | TabulatedEmbedding | None], s_pad: Array, ng: int) -> Array:
+    """Per centre type, the summed embedding of its padding slots: (ntypes, npad, 1) -> (ntypes, ng).
+
+    ``nets[ti]`` embeds the padding of centre type ``ti`` (None: no net, zeros). Centre
+    types that share one net (``type_one_side``) are evaluated in one call. A table skips
+    its overflow check here: these values belong to the evaluation its slots are counted
+    in, and lie in the table by construction (its lower bound is :math:`\lfloor -\mu/\sigma \rfloor`).
+    """
+    xp = array_namespace(s_pad)
+    ntypes, npad = s_pad.shape[0], s_pad.shape[1]
+    if nets and nets[0] is not None and all(net is nets[0] for net in nets):
+        values = _values(nets[0], xp.reshape(s_pad, (ntypes * npad, 1)))
+        return xp.sum(xp.reshape(values, (ntypes, npad, ng)), axis=1)
+    rows = [xp.zeros((ng,), dtype=s_pad.dtype, device=device(s_pad)) if net is None
+            else xp.sum(_values(net, s_pad[ti, ...]), axis=0) for ti, net in enumerate(nets)]
+    return xp.stack(rows, axis=0)
+
+
+def _values(net: EmbeddingNet | TabulatedEmbedding, x: Array) -> Array:
+    """``net`` on inputs (n, 1) -> (n, ng); a table without its overflow check."""
+    if isinstance(net, TabulatedEmbedding):
+        return net.call_with_derivatives(x, 0, check=False)[0]
+    return net.call(x)
 
 
 def summed(pullbacks: list[Pullback]) -> Pullback:

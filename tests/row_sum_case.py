@@ -11,7 +11,7 @@ INDEX = RNG.integers(0, 50, size=(5, 11))
 INDEX[1, :4] = 17  # a repeated row adds up
 WEIGHT = RNG.normal(size=(5, 11))
 GRAD = RNG.normal(size=(5, 7))
-#: ``CHUNK_ELEMENTS`` per row that give 1 column per step; 3 (11 = 3 + 3 + 3 + 2, the last
+#: ``dpmodel.xp.ROW_SUM_CHUNK_ELEMENTS`` that give 1 column per step; 3 (11 = 3 + 3 + 3 + 2, the last
 #: step padded); and all 11 in one step
 CHUNKINGS = [1, 3 * 7, 1 << 11]
 

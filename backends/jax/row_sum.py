@@ -5,9 +5,10 @@ What a compressed table sums (:meth:`dpmodel.table.TabulatedEmbedding.sum_slots`
 gather into its consumer, so the portable forms either gather an (nseg, L, ncol) block
 (85 MB for 192 water atoms, 92 slots and ``[25, 50, 100]`` nets) or multiply by the
 dense (nseg, nrows) matrix (a product over all ``nrows`` table rows); both run at
-memory speed. Here a ``lax.scan`` gathers ``CHUNK_ELEMENTS`` per row at a time, which
-stay in cache for their product, and a custom VJP does the same for the gradient in ``weight``
-(:func:`dpmodel.xp.row_dots`, chunk by chunk) instead of storing the gathered rows.
+memory speed. Here a ``lax.scan`` gathers a chunk of columns at a time
+(:func:`dpmodel.xp.row_sum_chunks`), which stays in cache for its product, and a custom
+VJP does the same for the gradient in ``weight`` (:func:`dpmodel.xp.row_dots`, chunk by
+chunk) instead of storing the gathered rows.
 """
 
 from __future__ import annotations
@@ -17,18 +18,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-CHUNK_ELEMENTS = 1 << 10
-"""Gathered table elements per row and loop step, (chunk, ncol): 1.5 MB of float64 for 192 rows
-(0.75 to 12 MB measured on compressed water models, ``[5, 10, 20]`` and ``[25, 50, 100]``
-nets, in JAX and TensorFlow: 0.75 to 3 MB were fastest). Per row, because exported programs
-(:mod:`backends.jax.io`) leave the number of rows symbolic."""
+from dpmodel.xp import row_sum_chunks
 
 
 def _chunks(index: Any, weight: Any, ncol: int) -> tuple[Any, Any, int]:
     """``index`` and ``weight`` (nseg, L) as (nchunk, nseg, chunk), zero-weight padded; and L."""
     nseg, width = index.shape
-    chunk = max(1, min(width, CHUNK_ELEMENTS // max(1, ncol)))
-    nchunk = -(-width // chunk)
+    chunk, nchunk = row_sum_chunks(width, ncol)
     pad = nchunk * chunk - width
     if pad:
         index = jnp.pad(index, ((0, 0), (0, pad)))

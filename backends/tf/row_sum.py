@@ -4,8 +4,8 @@ What a compressed table sums (:meth:`dpmodel.table.TabulatedEmbedding.sum_slots`
 ``out[s] = sum_l weight[s, l] * table[index[s, l]]``. XLA on the CPU does not fuse a
 gather into its consumer, so the portable forms either gather an (nseg, L, ncol) block
 or multiply by the dense (nseg, nrows) matrix, both at memory speed. Here a
-``tf.while_loop`` gathers ``CHUNK_ELEMENTS`` per row at a time, which stay in cache for
-their product, and a custom gradient does the same for the gradient in ``weight``
+``tf.while_loop`` gathers a chunk of columns at a time (:func:`dpmodel.xp.row_sum_chunks`),
+which stays in cache for its product, and a custom gradient does the same for the gradient in ``weight``
 (:func:`dpmodel.xp.row_dots`, chunk by chunk) instead of keeping the gathered rows.
 """
 
@@ -15,15 +15,13 @@ from typing import Any
 
 import tensorflow as tf
 
-CHUNK_ELEMENTS = 1 << 10
-"""Gathered table elements per row and loop step, (chunk, ncol): 1.5 MB of float64 for 192 rows."""
+from dpmodel.xp import row_sum_chunks
 
 
 def _chunks(index: tf.Tensor, weight: tf.Tensor, ncol: int) -> tuple[tf.Tensor, tf.Tensor, int, int]:
     """``index`` and ``weight`` (nseg, L) as (nchunk, nseg, chunk), zero-weight padded; nchunk and chunk."""
     width = int(index.shape[1])
-    chunk = max(1, min(width, CHUNK_ELEMENTS // max(1, ncol)))
-    nchunk = -(-width // chunk)
+    chunk, nchunk = row_sum_chunks(width, ncol)
     pad = [[0, 0], [0, nchunk * chunk - width]]
     index, weight = tf.pad(index, pad), tf.pad(weight, pad)
 

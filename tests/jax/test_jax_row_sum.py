@@ -7,12 +7,13 @@ import pytest
 
 from backends.jax import row_sum
 from backends.jax.modules import x64
+from dpmodel import xp as dpxp
 from row_sum_case import CHUNKINGS, GRAD, INDEX, TABLE, WEIGHT, loops
 
 
 @pytest.mark.parametrize("elements", CHUNKINGS)
 def test_value_and_gradients_equal_loops(monkeypatch, elements):
-    monkeypatch.setattr(row_sum, "CHUNK_ELEMENTS", elements)
+    monkeypatch.setattr(dpxp, "ROW_SUM_CHUNK_ELEMENTS", elements)
     value, d_weight, d_table = loops()
     with x64():
         table, index, weight = jnp.asarray(TABLE), jnp.asarray(INDEX), jnp.asarray(WEIGHT)

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from backends.tf import row_sum
+from dpmodel import xp as dpxp
 from row_sum_case import CHUNKINGS, GRAD, INDEX, TABLE, WEIGHT, loops
 
 
@@ -31,7 +32,7 @@ def compiled(run):
 @pytest.mark.parametrize("elements", CHUNKINGS)
 @pytest.mark.parametrize("run", ["eager", "graph", "xla"])
 def test_value_and_gradients_equal_loops(monkeypatch, elements, run):
-    monkeypatch.setattr(row_sum, "CHUNK_ELEMENTS", elements)
+    monkeypatch.setattr(dpxp, "ROW_SUM_CHUNK_ELEMENTS", elements)
     expected = loops()
     got = compiled(run)(tf.constant(TABLE), tf.constant(INDEX), tf.constant(WEIGHT))
     for g, e in zip(got, expected):
