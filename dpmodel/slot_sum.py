@@ -50,7 +50,7 @@ def sum_over_slots(net: EmbeddingNet | TabulatedEmbedding, block: Array, centre:
 
 
 def sum_over_padding(nets: list[EmbeddingNet | TabulatedEmbedding | None], s_pad: Array, ng: int) -> Array:
-    """Per centre type, the summed embedding of its padding slots: (ntypes, npad, 1) -> (ntypes, ng).
+    r"""Per centre type, the summed embedding of its padding slots: (ntypes, npad, 1) -> (ntypes, ng).
 
     ``nets[ti]`` embeds the padding of centre type ``ti`` (None: no net, zeros). Centre
     types that share one net (``type_one_side``) are evaluated in one call. A table skips
