@@ -4,7 +4,7 @@ Functional core::
 
     state = build(model_dict, optimizer_config)        # TrainState
     metrics = loss_and_grad(state, batch, prefactors)  # loss, metrics; gradients in .grad
-    apply_update(state, lr)                            # Adam (dpmodel.training.adam)
+    apply_update(state, lr)                            # Adam (dpmodel.training.adam) on flat buffers
     state_dict(state) / load_state_dict(state, flat)   # bitwise checkpoints
 
 and :class:`BackendTrainer`, the :mod:`dpmodel.training.protocol` class over it.
@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from backends.pt.flat_adam import FlatGroup, adam_in_place, flatten
 from backends.pt.io import default_device
 from backends.pt.modules import model_from_dict
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
@@ -47,8 +48,10 @@ class TrainState:
     ----------
     model : torch ``EnergyModel`` (trainable parameters are ``nn.Parameter``)
     network : what the forward pass calls: ``model`` or its ``DistributedDataParallel``
-    m, v : Adam moments by parameter name
+    m, v : Adam moments by parameter name (views of the ``groups`` buffers)
     step : number of Adam updates applied
+    groups : the trainable parameters, their gradients and moments as flat buffers
+        (:func:`backends.pt.flat_adam.flatten`)
     """
 
     model: Any
@@ -61,6 +64,7 @@ class TrainState:
     m: dict[str, torch.Tensor] = field(default_factory=dict)
     v: dict[str, torch.Tensor] = field(default_factory=dict)
     step: int = 0
+    groups: list[FlatGroup] = field(default_factory=list)
     _parameters: dict[str, torch.nn.Parameter] | None = field(default=None, repr=False)
 
     def parameters(self) -> dict[str, torch.nn.Parameter]:
@@ -97,14 +101,17 @@ def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
     device = default_device() if device is None else torch.device(device)
     _init_distributed(device)
     model = model_from_dict(model_dict).to(device).train()
-    network = model
-    if world()[1] > 1:
-        network = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    state = TrainState(model, network, device, float(config.get("beta1", BETA1)), float(config.get("beta2", BETA2)),
+    state = TrainState(model, model, device, float(config.get("beta1", BETA1)), float(config.get("beta2", BETA2)),
                        float(config.get("eps", EPSILON)), config.get("gradient_max_norm"))
-    for name, param in state.parameters().items():
-        state.m[name] = torch.zeros_like(param, memory_format=torch.contiguous_format)
-        state.v[name] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+    params = state.parameters()
+    state.groups = flatten(params)  # before DDP, which keeps the parameters it sees
+    shapes = {name: param.shape for name, param in params.items()}
+    for group in state.groups:
+        state.m.update(group.views(group.m, shapes))
+        state.v.update(group.views(group.v, shapes))
+    if world()[1] > 1:
+        state.network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None)
     return state
 
 
@@ -150,8 +157,9 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     -------
     dict of floats: ``loss``, ``rmse``, ``rmse_e``, ``rmse_f``, ``rmse_v`` (global batch)
     """
-    for param in state.parameters().values():
-        param.grad = None
+    params = state.parameters()
+    for group in state.groups:  # the parameters' .grad are views of these buffers: autograd adds into them
+        group.zero_grads(params)
     loss, metrics = forward_loss(state, batch, prefactors, training=True)
     loss.backward()
     return _reduce_metrics(loss, metrics, batch)
@@ -187,38 +195,17 @@ def _reduce_metrics(loss: torch.Tensor, metrics: dict[str, torch.Tensor], batch:
 def apply_update(state: TrainState, lr: float) -> None:
     """One Adam update (:func:`dpmodel.training.adam.adam_update`) of every trainable parameter.
 
-    :func:`foreach_adam` evaluates that formula, operation for operation, on all parameters
-    at once: a few ``torch._foreach_*`` calls instead of about ten small operations per parameter.
+    :func:`backends.pt.flat_adam.adam_in_place` runs once per flat buffer of
+    ``state.groups``: about ten element-wise operations for all parameters together. With
+    ``gradient_max_norm`` the gradients are scaled first (:func:`dpmodel.training.adam.clip_scale`).
     """
     params = state.parameters()
-    names = list(params)
-    grads = [params[n].grad if params[n].grad is not None else torch.zeros_like(params[n]) for n in names]
-    scale = clip_scale(grads, state.max_norm)
-    if not (isinstance(scale, float) and scale == 1.0):
-        grads = torch._foreach_mul(grads, scale)
+    scale = clip_scale([param.grad for param in params.values()], state.max_norm)
     state.step += 1
     with torch.no_grad():
-        moments = foreach_adam([params[n].detach() for n in names], grads, [state.m[n] for n in names],
-                               [state.v[n] for n in names], state.step, lr, state.beta1, state.beta2, state.eps)
-        for name, m, v in zip(names, *moments):
-            state.m[name], state.v[name] = m, v
-            params[name].grad = None
-
-
-def foreach_adam(params: list[torch.Tensor], grads: list[torch.Tensor], m: list[torch.Tensor], v: list[torch.Tensor],
-                 t: int, lr: float, beta1: float, beta2: float, eps: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """:func:`dpmodel.training.adam.adam_update` of every tensor of ``params`` in place; returns the new (m, v).
-
-    The same operations in the same order as the reference, so the same numbers bit for bit
-    (``tests/pt/test_pt_train.py``).
-    """
-    m = torch._foreach_add(torch._foreach_mul(m, beta1), torch._foreach_mul(grads, 1.0 - beta1))
-    squares = torch._foreach_mul(torch._foreach_mul(grads, 1.0 - beta2), grads)
-    v = torch._foreach_add(torch._foreach_mul(v, beta2), squares)
-    steps = torch._foreach_mul(torch._foreach_div(m, 1.0 - beta1**t), lr)
-    denominators = torch._foreach_add(torch._foreach_sqrt(torch._foreach_div(v, 1.0 - beta2**t)), eps)
-    torch._foreach_sub_(params, torch._foreach_div(steps, denominators))
-    return m, v
+        for group in state.groups:
+            grads = group.grads if isinstance(scale, float) and scale == 1.0 else group.grads * scale
+            adam_in_place(group.values, grads, group.m, group.v, state.step, lr, state.beta1, state.beta2, state.eps)
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:
@@ -235,9 +222,10 @@ def load_state_dict(state: TrainState, flat: Mapping[str, np.ndarray]) -> None:
     prefix = "model/"
     model_state = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in flat.items() if k.startswith(prefix)}
     state.model.load_state_dict(model_state, strict=True)
-    for name in state.m:
-        state.m[name] = torch.from_numpy(np.array(flat[f"adam_m/{name}"])).to(state.device)
-        state.v[name] = torch.from_numpy(np.array(flat[f"adam_v/{name}"])).to(state.device)
+    with torch.no_grad():  # into the flat buffers the moments are views of
+        for name in state.m:
+            state.m[name].copy_(torch.from_numpy(np.array(flat[f"adam_m/{name}"])))
+            state.v[name].copy_(torch.from_numpy(np.array(flat[f"adam_v/{name}"])))
     state.step = int(np.asarray(flat["adam_step"]))
 
 

@@ -88,7 +88,8 @@ def test_adam_update_formula():
     assert state.step == 2
 
 
-def test_foreach_adam_is_dpmodel_adam_update_bit_for_bit():
+def test_adam_in_place_is_dpmodel_adam_update_bit_for_bit():
+    from backends.pt.flat_adam import adam_in_place
     from dpmodel.training.adam import adam_update
 
     rng = np.random.default_rng(4)
@@ -98,9 +99,33 @@ def test_foreach_adam_is_dpmodel_adam_update_bit_for_bit():
     v = [torch.from_numpy(rng.random(size=s)) for s in shapes]
     grads = [torch.from_numpy(rng.normal(size=s)) for s in shapes]
     expected = [adam_update(p, g, mm, vv, 3, 1e-3) for p, g, mm, vv in zip(params, grads, m, v)]
-    new_m, new_v = train.foreach_adam(params, grads, m, v, 3, 1e-3, 0.9, 0.999, 1e-8)
-    for (p_ref, m_ref, v_ref), p, mm, vv in zip(expected, params, new_m, new_v):
-        assert torch.equal(p, p_ref) and torch.equal(mm, m_ref) and torch.equal(vv, v_ref)
+    flat = [torch.cat([t.reshape(-1) for t in tensors]) for tensors in (params, grads, m, v)]
+    adam_in_place(*flat, 3, 1e-3, 0.9, 0.999, 1e-8)
+    for new, reference in zip((flat[0], flat[2], flat[3]), zip(*expected)):
+        assert torch.equal(new, torch.cat([t.reshape(-1) for t in reference]))
+
+
+def test_parameters_share_flat_buffers():
+    """Every trainable parameter and its gradient are views of its group's buffers, after
+    steps and a checkpoint restore; so the flat update reaches the module."""
+    model, batch = make_batch()
+    state = train.build(model.serialize(), device="cpu")
+    for _ in range(2):
+        train.loss_and_grad(state, batch, PREFS)
+        train.apply_update(state, 1e-3)
+    train.load_state_dict(state, train.state_dict(state))
+    state.model.zero_grad()  # sets every .grad to None: the next step reattaches the views
+    train.loss_and_grad(state, batch, PREFS)
+    params = state.parameters()
+    assert sorted(params) == sorted(name for group in state.groups for name in group.names)
+    for group in state.groups:
+        shapes = {name: params[name].shape for name in group.names}
+        for buffer, attribute in ((group.values, "data"), (group.grads, "grad")):
+            for name, view in group.views(buffer, shapes).items():
+                assert getattr(params[name], attribute).data_ptr() == view.data_ptr(), (name, attribute)
+    # the module's own parameters are the same objects: its forward sees the updated values
+    named = dict(state.model.named_parameters())
+    assert all(named[name] is param for name, param in params.items())
 
 
 def test_checkpoint_continues_bitwise():
