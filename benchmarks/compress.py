@@ -1,13 +1,16 @@
 """Compressed vs uncompressed inference on 192-atom water, every installed backend, one run.
 
-Usage: ``python benchmarks/compress.py [--frames 1 4] [--repeat 5] [--model water.dp | --neuron 25 50 100]
-[--backends dpmodel pt] [--write-docs]``.
+Usage: ``python benchmarks/compress.py [--frames 1 4] [--supercell 2 2 2] [--repeat 5]
+[--model water.dp | --neuron 25 50 100] [--backends dpmodel pt] [--write-docs]``.
 One water model (``--model``, else the one of ``benchmarks/infer.py``) is compressed
 with ``dp compress``'s defaults (``min_nbor_dist`` from ``../shared/data/water/data_0``),
 both versions are written in each installed backend's default format and evaluated
-through ``DeepPot`` (energy, forces and virial) and ``DeepPot.eval_descriptor``. Prints
-ms/frame, the speed-up of compression and the largest differences it causes;
-``--write-docs`` also stores them as this script's section of ``docs/benchmarks/results.md``.
+through ``DeepPot`` (energy, forces and virial) and ``DeepPot.eval_descriptor``, on 1 and
+4 frames and on one frame replicated ``--supercell`` times (1536 atoms by default: a
+system of molecular-dynamics size, where ``DeepPot`` on a ``.pth`` file runs the eager
+modules instead of the file's program). Prints ms/frame, the speed-up of compression and
+the largest differences it causes; ``--write-docs`` also stores them as this script's
+section of ``docs/benchmarks/results.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DEEPMD_PT_OPS_PYTHON, WATER, eager_pot, median_time, table, water_frames, write_docs_section
+from common import (DEEPMD_PT_OPS_PYTHON, WATER, eager_pot, median_time, supercell, table, water_frames,
+                    write_docs_section)
 from deepmd_runner import run_deepmd
 from dpmodel import io
 from dpmodel.compress import compress_model_dict
@@ -29,14 +33,18 @@ from dpmodel.training.neighbor_stat import neighbor_stat
 from infer import water_model
 
 
-def timings(pots: dict[str, DeepPot], coord, box, atype, frames: list[int], repeat: int) -> dict[str, tuple]:
-    """ms/frame of E+F+V per frame count and of the descriptor, plain and compressed measured
+def timings(pots: dict[str, DeepPot], coord, box, atype, frames: list[int], repeat: int,
+            big: tuple | None = None) -> dict[str, tuple]:
+    """ms/frame of E+F+V per frame count, of the descriptor and, with ``big`` (one frame's
+    coord, box, atype), of E+F+V on that larger frame; plain and compressed measured
     alternately (so load on the machine affects both alike); outputs on ``frames[0]`` frames."""
     rows: dict[str, dict] = {name: {} for name in pots}
-    tasks = {f"E+F+V {nf} frame": (nf, "eval") for nf in frames}
-    tasks["descriptor"] = (frames[-1], "eval_descriptor")
-    for key, (nf, method) in tasks.items():
-        calls = {name: (lambda dp=dp: getattr(dp, method)(coord[:nf], box[:nf], atype)) for name, dp in pots.items()}
+    tasks = {f"E+F+V {nf} frame": (nf, "eval", (coord, box, atype)) for nf in frames}
+    tasks["descriptor"] = (frames[-1], "eval_descriptor", (coord, box, atype))
+    if big is not None:
+        tasks[big_column(big)] = (1, "eval", big)
+    for key, (nf, method, (c, b, t)) in tasks.items():
+        calls = {name: (lambda dp=dp: getattr(dp, method)(c[:nf], b[:nf], t)) for name, dp in pots.items()}
         for call in calls.values():  # warm-up (compilation, caches)
             call(), call()
         samples: dict[str, list[float]] = {name: [] for name in pots}
@@ -46,6 +54,17 @@ def timings(pots: dict[str, DeepPot], coord, box, atype, frames: list[int], repe
         for name in pots:
             rows[name][key] = 1e3 * float(np.median(samples[name])) / nf
     return {name: (rows[name], dp.eval(coord[: frames[0]], box[: frames[0]], atype)) for name, dp in pots.items()}
+
+
+def big_column(big: tuple) -> str:
+    """Column name of the larger frame: ``E+F+V <natoms> atoms``."""
+    return f"E+F+V {big[2].size} atoms"
+
+
+def big_frame(coord, box, atype, reps: tuple[int, int, int]) -> tuple:
+    """The first frame replicated ``reps`` times: coord (1, n, 3), box (1, 9), atype (n,)."""
+    c, b, t = supercell(coord[0], box[0], atype, reps)
+    return c[None], b[None], t
 
 
 def seeded_model(neuron: list[int], coord, box, atype) -> dict:
@@ -85,6 +104,14 @@ def timing(path):
         for _ in range(ARGS["repeat"]):
             s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
         result[str(nf)] = statistics.median(times) / nf
+    if "big_coord" in frames:
+        c, b, t = frames["big_coord"], frames["big_box"], frames["big_atype"]
+        for _ in range(2):
+            dp.eval(c, b, t)
+        times = []
+        for _ in range(ARGS["repeat"]):
+            s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
+        result["big"] = statistics.median(times)
     return result
 for name, suffix, module in (("JAX", ".jax", "deepmd.jax"), ("PyTorch", ".pth", "deepmd.pt")):
     if name not in ARGS["backends"]:
@@ -115,13 +142,23 @@ print(json.dumps(out))
 """
 
 
-def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int, distance: float) -> list[dict]:
+def result_keys(frames: list[int], big: tuple | None) -> dict[str, str]:
+    """Table column -> key of DeePMD-kit's timing results, for every E+F+V case."""
+    keys = {f"E+F+V {nf} frame": str(nf) for nf in frames}
+    if big is not None:
+        keys[big_column(big)] = "big"
+    return keys
+
+
+def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], repeat: int, distance: float,
+                big: tuple | None = None) -> list[dict]:
     """DeePMD-kit 3.2.0's plain and compressed JAX and PyTorch models, timed in its own interpreters.
 
     JAX in DeePMD-kit's usual virtualenv; PyTorch in the one whose torch matches DeePMD-kit's
     custom operators (:data:`common.DEEPMD_PT_OPS_PYTHON`), which its compressed models call.
     """
-    np.savez(tmp / "frames.npz", coord=coord, box=box, atype=atype)
+    extra = {} if big is None else dict(big_coord=big[0], big_box=big[1], big_atype=big[2])
+    np.savez(tmp / "frames.npz", coord=coord, box=box, atype=atype, **extra)
     common = dict(model=str(model), tmp=str(tmp), frames_file=str(tmp / "frames.npz"), frames=frames, repeat=repeat,
                   min_nbor_dist=distance)
     theirs = run_deepmd(DEEPMD_SNIPPET, backends=["JAX"], **common) or {}
@@ -131,25 +168,24 @@ def deepmd_rows(model: Path, tmp: Path, coord, box, atype, frames: list[int], re
     else:
         theirs["PyTorch"] = {"error": f"no virtualenv with DeePMD-kit's PyTorch custom operators at "
                                       f"{DEEPMD_PT_OPS_PYTHON} (docs/benchmarks.md)"}
-    rows = []
+    rows, keys = [], result_keys(frames, big)
     for name, result in theirs.items():
         if "error" in result:
             rows.append({"backend": f"DeePMD-kit 3.2.0 {name} compressed", "note": result["error"]})
             continue
         for kind in ("plain", "compressed"):
             rows.append({"backend": f"DeePMD-kit 3.2.0 {name} {kind}",
-                         **{f"E+F+V {nf} frame": 1e3 * result[kind][str(nf)] for nf in frames}})
-        speed = {f"E+F+V {nf} frame": result["plain"][str(nf)] / result["compressed"][str(nf)] for nf in frames}
+                         **{column: 1e3 * result[kind][key] for column, key in keys.items()}})
+        speed = {column: result["plain"][key] / result["compressed"][key] for column, key in keys.items()}
         rows.append({"backend": f"DeePMD-kit 3.2.0 {name} speed-up", **speed})
     return rows
 
 
-def versus_deepmd(rows: list[dict], frames: list[int]) -> list[dict]:
+def versus_deepmd(rows: list[dict], keys: list[str]) -> list[dict]:
     """Speed of each of our compressed models over DeePMD-kit's compressed PyTorch model (its ms over ours)."""
     theirs = next((r for r in rows if r["backend"] == "DeePMD-kit 3.2.0 PyTorch compressed"), None)
     if theirs is None:
         return []
-    keys = [f"E+F+V {nf} frame" for nf in frames]
     return [{"backend": f"{r['backend']}: speed vs DeePMD-kit PyTorch compressed",
              **{k: theirs[k] / r[k] for k in keys if r.get(k)}}
             for r in rows if r["backend"].endswith(" compressed") and not r["backend"].startswith("DeePMD")]
@@ -174,10 +210,13 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=None, help="backend names (default: all installed)")
     parser.add_argument("--neuron", type=int, nargs="+", default=None,
                         help="embedding widths of a seeded water model instead of the default model (e.g. 25 50 100)")
+    parser.add_argument("--supercell", type=int, nargs=3, default=[2, 2, 2],
+                        help="also time one frame replicated this many times (1 1 1: not at all)")
     parser.add_argument("--write-docs", action="store_true",
                         help="also write this section of docs/benchmarks/results.md")
     args = parser.parse_args()
     coord, box, atype = water_frames(max(args.frames))
+    big = big_frame(coord, box, atype, tuple(args.supercell)) if np.prod(args.supercell) > 1 else None
     distance = neighbor_stat([DeepmdSystem(WATER / "data_0", ["O", "H"])], 6.0, 2).min_dist
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,19 +241,20 @@ def main() -> None:
                     for name, model in (("plain", plain), ("compressed", small)):
                         save_model_file(paths[name], model)
                     measured = timings({name: make_pot(path) for name, path in paths.items()},
-                                       coord, box, atype, args.frames, args.repeat)
+                                       coord, box, atype, args.frames, args.repeat, big)
                 except Exception as err:  # report, keep benchmarking the others
                     rows.append({"backend": label, "note": f"{type(err).__name__}: {err}"[:120]})
                     continue
                 rows += comparison_rows(label, measured, atype.size)
         model_path = tmp / "plain.dp"
         io.save(model_path, plain)
-        rows += deepmd_rows(model_path, tmp, coord, box, atype, args.frames, args.repeat, distance)
-        rows += versus_deepmd(rows, args.frames)
-    columns = ["backend", *[f"E+F+V {nf} frame" for nf in args.frames], "descriptor", "note"]
+        rows += deepmd_rows(model_path, tmp, coord, box, atype, args.frames, args.repeat, distance, big)
+        rows += versus_deepmd(rows, list(result_keys(args.frames, big)))
+    columns = ["backend", *result_keys(args.frames, big), "descriptor", "note"]
     model = (f"a seeded se_e2_r model, embedding nets {args.neuron}, fitting net [120, 120, 120]" if args.neuron
              else "the water model of `infer.py`")
-    intro = (f"192-atom water, {model}; min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
+    size = "" if big is None else f" and one {big[2].size}-atom frame ({' x '.join(map(str, args.supercell))} supercell)"
+    intro = (f"192-atom water{size}, {model}; min_nbor_dist {distance:.4f} Å, step 0.01, extrapolate 5; ms/frame "
              "(speed-up rows: plain / compressed)")
     print(intro)
     print(table(rows, columns))
