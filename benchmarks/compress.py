@@ -93,25 +93,19 @@ from deepmd.entrypoints.convert_backend import convert_backend
 from deepmd.infer import DeepPot
 frames = np.load(ARGS["frames_file"])
 out = {}
+def median_eval(dp, c, b, t):
+    for _ in range(2):
+        dp.eval(c, b, t)
+    times = []
+    for _ in range(ARGS["repeat"]):
+        s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
+    return statistics.median(times)
 def timing(path):
     dp = DeepPot(path)
-    result = {}
-    for nf in ARGS["frames"]:
-        c, b, t = frames["coord"][:nf], frames["box"][:nf], frames["atype"]
-        for _ in range(2):
-            dp.eval(c, b, t)
-        times = []
-        for _ in range(ARGS["repeat"]):
-            s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
-        result[str(nf)] = statistics.median(times) / nf
+    result = {str(nf): median_eval(dp, frames["coord"][:nf], frames["box"][:nf], frames["atype"]) / nf
+              for nf in ARGS["frames"]}
     if "big_coord" in frames:
-        c, b, t = frames["big_coord"], frames["big_box"], frames["big_atype"]
-        for _ in range(2):
-            dp.eval(c, b, t)
-        times = []
-        for _ in range(ARGS["repeat"]):
-            s = time.perf_counter(); dp.eval(c, b, t); times.append(time.perf_counter() - s)
-        result["big"] = statistics.median(times)
+        result["big"] = median_eval(dp, frames["big_coord"], frames["big_box"], frames["big_atype"])
     return result
 for name, suffix, module in (("JAX", ".jax", "deepmd.jax"), ("PyTorch", ".pth", "deepmd.pt")):
     if name not in ARGS["backends"]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 
@@ -26,24 +25,28 @@ class FlatGroup:
 
     Attributes
     ----------
-    names : parameter names, in buffer order
-    offsets : shape (len(names) + 1,); parameter ``k`` is ``values[offsets[k]:offsets[k + 1]]``
+    shapes : parameter shapes by name, in buffer order
     values, grads, m, v : shape (n,); parameters, their gradients, Adam's first and second moments
-    grad_views : the parameters' ``.grad``, views of ``grads`` by name
     """
 
-    names: list[str]
-    offsets: np.ndarray
+    shapes: dict[str, torch.Size]
     values: torch.Tensor
     grads: torch.Tensor
     m: torch.Tensor
     v: torch.Tensor
-    grad_views: dict[str, torch.Tensor] = field(default_factory=dict)
+    grad_views: dict[str, torch.Tensor] = field(init=False)
 
-    def views(self, buffer: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+    def __post_init__(self) -> None:
+        self.grad_views = self.views(self.grads)  # the parameters' ``.grad``
+
+    def views(self, buffer: torch.Tensor) -> dict[str, torch.Tensor]:
         """``buffer`` (one of this group's) cut into one view per parameter, by name."""
-        return {name: buffer[int(start):int(stop)].view(shapes[name])
-                for name, start, stop in zip(self.names, self.offsets[:-1], self.offsets[1:])}
+        out, start = {}, 0
+        for name, shape in self.shapes.items():
+            stop = start + shape.numel()
+            out[name] = buffer[start:stop].view(shape)
+            start = stop
+        return out
 
     def zero_grads(self, params: dict[str, torch.nn.Parameter]) -> None:
         """Zero the gradient buffer and make it every parameter's ``.grad`` again, in case
@@ -52,6 +55,11 @@ class FlatGroup:
         for name, view in self.grad_views.items():
             if params[name].grad is not view:
                 params[name].grad = view
+
+    def adam(self, t: int, lr: float, beta1: float, beta2: float, eps: float, scale: float | torch.Tensor = 1.0) -> None:
+        """One Adam update (:func:`adam_in_place`) of the whole group with its gradients times ``scale``."""
+        grads = self.grads if isinstance(scale, float) and scale == 1.0 else self.grads * scale
+        adam_in_place(self.values, grads, self.m, self.v, t, lr, beta1, beta2, eps)
 
 
 def flatten(params: dict[str, torch.nn.Parameter]) -> list[FlatGroup]:
@@ -65,14 +73,11 @@ def flatten(params: dict[str, torch.nn.Parameter]) -> list[FlatGroup]:
         kinds.setdefault((param.dtype, param.device), []).append(name)
     groups = []
     for names in kinds.values():
-        offsets = np.cumsum([0] + [params[name].numel() for name in names])
         values = torch.cat([params[name].detach().reshape(-1) for name in names])
-        group = FlatGroup(names, offsets, values, torch.zeros_like(values), torch.zeros_like(values),
-                          torch.zeros_like(values))
-        shapes = {name: params[name].shape for name in names}
-        group.grad_views = group.views(group.grads, shapes)
+        group = FlatGroup({name: params[name].shape for name in names}, values, torch.zeros_like(values),
+                          torch.zeros_like(values), torch.zeros_like(values))
         with torch.no_grad():
-            for name, view in group.views(values, shapes).items():
+            for name, view in group.views(values).items():
                 params[name].data = view
         group.zero_grads(params)
         groups.append(group)

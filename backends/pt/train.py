@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from backends.pt.flat_adam import FlatGroup, adam_in_place, flatten
+from backends.pt.flat_adam import FlatGroup, flatten
 from backends.pt.io import default_device
 from backends.pt.modules import model_from_dict
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
@@ -105,10 +105,9 @@ def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
                        float(config.get("eps", EPSILON)), config.get("gradient_max_norm"))
     params = state.parameters()
     state.groups = flatten(params)  # before DDP, which keeps the parameters it sees
-    shapes = {name: param.shape for name, param in params.items()}
     for group in state.groups:
-        state.m.update(group.views(group.m, shapes))
-        state.v.update(group.views(group.v, shapes))
+        state.m.update(group.views(group.m))
+        state.v.update(group.views(group.v))
     if world()[1] > 1:
         state.network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None)
@@ -195,17 +194,16 @@ def _reduce_metrics(loss: torch.Tensor, metrics: dict[str, torch.Tensor], batch:
 def apply_update(state: TrainState, lr: float) -> None:
     """One Adam update (:func:`dpmodel.training.adam.adam_update`) of every trainable parameter.
 
-    :func:`backends.pt.flat_adam.adam_in_place` runs once per flat buffer of
+    :meth:`backends.pt.flat_adam.FlatGroup.adam` runs once per flat buffer of
     ``state.groups``: about ten element-wise operations for all parameters together. With
     ``gradient_max_norm`` the gradients are scaled first (:func:`dpmodel.training.adam.clip_scale`).
     """
-    params = state.parameters()
-    scale = clip_scale([param.grad for param in params.values()], state.max_norm)
+    grads = [view for group in state.groups for view in group.grad_views.values()]
+    scale = clip_scale(grads, state.max_norm)
     state.step += 1
     with torch.no_grad():
         for group in state.groups:
-            grads = group.grads if isinstance(scale, float) and scale == 1.0 else group.grads * scale
-            adam_in_place(group.values, grads, group.m, group.v, state.step, lr, state.beta1, state.beta2, state.eps)
+            group.adam(state.step, lr, state.beta1, state.beta2, state.eps, scale)
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:
