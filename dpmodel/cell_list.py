@@ -150,9 +150,30 @@ def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc
     nlist = np.full((nf, nloc, sum(sel)), -1, dtype=np.int64)
     for f in range(nf):
         i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut, search)
-        rows = nearest_first(i, j, dist, nloc)[:, :sum(sel)]
-        nlist[f] = split_rows_by_type(rows, atype_ext[f], sel)
+        nlist[f] = typed_rows(i, j, dist, atype_ext[f], nloc, sel)
     return nlist
+
+
+def typed_rows(i: np.ndarray, j: np.ndarray, dist: np.ndarray, atype: np.ndarray, nloc: int,
+               sel: list[int]) -> np.ndarray:
+    """One frame's neighbour list from its pairs (ordered by centre, then neighbour), (nloc, sum(sel)).
+
+    The list keeps each centre's ``sum(sel)`` nearest neighbours, then block ``t`` takes the
+    nearest ``sel[t]`` of type ``t`` among them. While no centre has more than ``sum(sel)``
+    neighbours that first cut removes nothing, so each type's pairs are sorted on their own
+    (shorter rows, no pass over the merged rows); otherwise the merged rows are sorted first.
+    """
+    if i.size and int(np.bincount(i, minlength=nloc).max()) > sum(sel):
+        return split_rows_by_type(nearest_first(i, j, dist, nloc)[:, :sum(sel)], atype, sel)
+    out = np.full((nloc, sum(sel)), -1, dtype=np.int64)
+    neighbor_type = atype[j]
+    start = 0
+    for t, width in enumerate(sel):
+        of_type = neighbor_type == t
+        rows = nearest_first(i[of_type], j[of_type], dist[of_type], nloc)[:, :width]
+        out[:, start:start + rows.shape[1]] = rows
+        start += width
+    return out
 
 
 def split_rows_by_type(rows: np.ndarray, atype: np.ndarray, sel: list[int]) -> np.ndarray:
