@@ -100,12 +100,22 @@ class TabulatedEmbedding:
 
     def rows(self, xp, like: Array) -> Array:
         """``data`` as (6 nspline, ng): row ``6k + m`` holds :math:`a_{km}` of every channel."""
-        if isinstance(self.data, np.ndarray):
-            if self._rows is None:
-                self._rows = np.ascontiguousarray(self.data.reshape(-1, self.ng, 6).transpose(0, 2, 1)).reshape(-1, self.ng)
+        if self._rows is None and isinstance(self.data, np.ndarray):
+            self._rows = np.ascontiguousarray(self.data.reshape(-1, self.ng, 6).transpose(0, 2, 1)).reshape(-1, self.ng)
+        if self._rows is not None:
             return as_array(xp, self._rows, like)
         data = as_array(xp, self.data, like)
         return xp.reshape(xp.permute_dims(xp.reshape(data, (data.shape[0], self.ng, 6)), (0, 2, 1)), (-1, self.ng))
+
+    def holding_rows(self, rows: Array) -> "TabulatedEmbedding":
+        """A copy whose :meth:`rows` is ``rows``, the same table already in that layout (e.g. a
+        backend's jit argument), so no evaluation permutes ``data`` again; shape (6 nspline, ng)."""
+        if tuple(rows.shape) != (6 * int(self.data.shape[0]), self.ng):
+            raise ValueError(f"rows of shape {tuple(rows.shape)} for a table of {int(self.data.shape[0])} intervals "
+                             f"and {self.ng} channels; expected {(6 * int(self.data.shape[0]), self.ng)}")
+        table = TabulatedEmbedding(self.data, self.info)
+        table._rows = rows
+        return table
 
     def terms(self, x: Array, order: int = 0, check: bool = True) -> tuple[Array, ...]:
         r"""The table value as a weighted sum of :meth:`rows`: index, weight and slope weight.

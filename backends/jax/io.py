@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export
 
+from backends.jax.compiler import jit
 from backends.jax.model import TRACES, frame_params, lower_outputs, descriptor_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, get_params, x64
 from dpmodel.errors import ModelFileError
@@ -277,4 +278,4 @@ def _counted(exported: export.Exported, name: str):
         TRACES[name] += 1
         return exported.call(*args)
 
-    return jax.jit(call)
+    return jit(call)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from backends.jax.compiler import jit
 from backends.jax.modules import EnergyModel, Params, bind, get_params, x64
 from dpmodel.env_mat import pair_displacements
 from dpmodel.forces import forces_and_virials
@@ -196,13 +197,13 @@ def _skeleton(tree: Any, key: str | None = None) -> Any:
     return tree
 
 
-@partial(jax.jit, static_argnames=("structure", "atomic"))
+@partial(jit, static_argnames=("structure", "atomic"))
 def _lower_jit(structure, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic):
     TRACES["lower"] += 1
     return lower_outputs(structure.template, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic)
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(jit, static_argnames=("structure",))
 def _descriptor_jit(structure, params, coord_ext, atype_ext, nlist):
     TRACES["descriptor"] += 1
     return descriptor_outputs(structure.template, params, coord_ext, atype_ext, nlist)
@@ -319,4 +320,4 @@ def energy_fn(model: EnergyModel, atype: Any, images: int | tuple[int, int, int]
             complete = jnp.all(face_distances(cell) * jnp.asarray(nbuff, dtype=jnp.float64) >= rcut)
             return jnp.where(complete, energy, jnp.nan)
 
-    return jax.jit(fn)
+    return jax.jit(fn)  # no compiler options: it runs nested in the caller's jax.jit

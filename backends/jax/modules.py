@@ -23,6 +23,7 @@ from typing import Any
 import array_api_compat
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from backends.jax import row_sum
 from dpmodel import descriptor as dp_descriptor
@@ -163,7 +164,8 @@ def get_params(model: dp_model.EnergyModel) -> Params:
     """Every array of ``model`` as a pytree::
 
         {"descriptor": {"davg", "dstd", "embeddings": [[{"w", "b", "idt"} per layer] per net],
-                        "tables": None or [compress table per net, or None]},
+                        "tables": None or [compress table per net in the layout of
+                                           TabulatedEmbedding.rows, or None]},
          "fitting": {"bias_atom_e", "fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std",
                      "nets": [[{"w", "b", "idt"} per layer] per net]},
          "out_bias", "out_std"}
@@ -174,7 +176,8 @@ def get_params(model: dp_model.EnergyModel) -> Params:
     return {
         "descriptor": {"davg": desc.davg, "dstd": desc.dstd,
                        "embeddings": [_layers_params(net) for net in desc.embeddings.networks],
-                       "tables": None if desc.tables is None else [None if t is None else t.data for t in desc.tables]},
+                       "tables": None if desc.tables is None else [None if t is None else t.rows(np, t.data)
+                                                                   for t in desc.tables]},
         "fitting": {**{k: getattr(fit, k) for k in _FITTING_STATS},
                     "nets": [_layers_params(net) for net in fit.nets.networks]},
         "out_bias": model.out_bias,
@@ -189,7 +192,7 @@ def bind(model: dp_model.EnergyModel, params: Params) -> dp_model.EnergyModel:
     desc.embeddings = _bind_collection(model.descriptor.embeddings, params["descriptor"]["embeddings"])
     tables = params["descriptor"].get("tables")
     if desc.tables is not None and tables is not None:  # compressed: tables are arguments, not baked-in constants
-        desc.tables = [None if t is None else TabulatedEmbedding(data, t.info) for t, data in zip(desc.tables, tables)]
+        desc.tables = [t if t is None or rows is None else t.holding_rows(rows) for t, rows in zip(desc.tables, tables)]
     fit = copy.copy(model.fitting)
     for key in _FITTING_STATS:
         setattr(fit, key, params["fitting"][key])

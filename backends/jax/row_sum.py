@@ -41,7 +41,9 @@ def _forward(table: Any, index: Any, weight: Any) -> Any:
 
     def step(total: Any, part: tuple[Any, Any]) -> tuple[Any, None]:
         rows = jnp.take(table, part[0], axis=0)  # (nseg, chunk, ncol)
-        return total + jnp.einsum("sl,slc->sc", part[1], rows), None
+        # a multiply-and-sum, which XLA fuses with the gather under backends.jax.compiler's options:
+        # 1.3 vs 6.2 ms as a batched product (192 rows, 552 columns, ncol 100, 8160 table rows)
+        return total + jnp.sum(part[1][:, :, None] * rows, axis=1), None
 
     start = jnp.zeros((index.shape[0], table.shape[1]), dtype=table.dtype)
     return jax.lax.scan(step, start, (idx, wts))[0]
@@ -54,7 +56,8 @@ def _row_dots(table: Any, index: Any, vectors: Any) -> Any:
     idx, _, width = _chunks(index, jnp.zeros(index.shape, dtype=table.dtype), table.shape[1])
 
     def step(carry: None, part: Any) -> tuple[None, Any]:
-        return carry, jnp.einsum("slc,sc->sl", jnp.take(table, part, axis=0), vectors)
+        # a multiply-and-sum: 4.9 vs 9.4 ms as a batched product (same sizes)
+        return carry, jnp.sum(jnp.take(table, part, axis=0) * vectors[:, None, :], axis=-1)
 
     dots = jax.lax.scan(step, None, idx)[1]  # (nchunk, nseg, chunk)
     return jnp.reshape(jnp.swapaxes(dots, 0, 1), (index.shape[0], dots.shape[0] * dots.shape[2]))[:, :width]

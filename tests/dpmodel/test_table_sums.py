@@ -86,3 +86,18 @@ def test_portable_dense_form_equals_loops(monkeypatch):
     xp = array_api_strict
     out = np.asarray(weighted_row_sum(xp.asarray(TABLE), xp.asarray(INDEX), xp.asarray(WEIGHT)))
     np.testing.assert_allclose(out, loop_row_sum(TABLE, INDEX, WEIGHT), rtol=0, atol=1e-13)
+
+
+def test_a_table_holding_its_rows_sums_as_from_its_data(table):
+    """``holding_rows`` (a backend's copy of the rows layout, e.g. a jit argument) gives the same
+    sums as the table that permutes its coefficients itself; a wrong shape is refused."""
+    x = RNG.uniform(-3.0, 20.0, size=(4, 7))
+    rows = array_api_strict.asarray(table.rows(np, table.data))
+    strict = TabulatedEmbedding(array_api_strict.asarray(table.data), table.info)
+    held = strict.holding_rows(rows)
+    assert held.rows(array_api_strict, rows) is rows
+    expected = np.asarray(strict.sum_slots(array_api_strict.asarray(x)))
+    np.testing.assert_array_equal(np.asarray(held.sum_slots(array_api_strict.asarray(x))), expected)
+    np.testing.assert_allclose(expected, table.sum_slots(x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="rows of shape"):
+        table.holding_rows(table.data)
