@@ -99,6 +99,27 @@ def row_sum_chunks(width: int, ncol: int) -> tuple[int, int]:
     return chunk, -(-width // chunk)
 
 
+ROW_DOT_MAX_REDUCE = 32
+"""Longest reduction a chunked native :func:`row_dots` lets XLA see (:func:`row_dot_lanes`). XLA on
+the CPU rewrites a longer one into a two-stage reduce-window, which it does not fuse with the
+gather of table rows."""
+
+
+def row_dot_lanes(ncol: int) -> int:
+    """Lanes of a chunked native :func:`row_dots`: ``ncol`` is summed as ``(ncol // lanes, lanes)``,
+    first over the ``ncol // lanes`` axis, then over the lanes. The fewest lanes (a divisor of
+    ``ncol``) that keep the first sum at most :data:`ROW_DOT_MAX_REDUCE` long; 1 when none does.
+
+    Measured with ``[25, 50, 100]`` nets (ncol 100, 4 lanes; 192 rows, 552 columns, a table of
+    8160 rows, 2 CPU cores): 3.5 vs 5.6 ms in TensorFlow and 3.5 vs 4.8 ms in JAX; for ncol 64 and
+    128, 1.3 to 1.6 times faster than one sum over ``ncol``.
+    """
+    for lanes in range(1, ncol + 1):
+        if ncol % lanes == 0 and ncol // lanes <= ROW_DOT_MAX_REDUCE:
+            return lanes if ncol // lanes > 1 else 1
+    return 1
+
+
 _ROW_SUMS: list[tuple[Callable[[Any], bool], Callable[[Array, Array, Array], Array]]] = []
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dpmodel.xp import row_sum_chunks
+from dpmodel.xp import row_dot_lanes, row_sum_chunks
 
 
 def _chunks(index: Any, weight: Any, ncol: int) -> tuple[Any, Any, int]:
@@ -53,11 +53,16 @@ def _row_dots(table: Any, index: Any, vectors: Any) -> Any:
     """``out[s, l] = table[index[s, l]] . vectors[s]``, (nseg, L), chunk by chunk."""
     if index.shape[1] == 0:
         return jnp.zeros(index.shape, dtype=table.dtype)
-    idx, _, width = _chunks(index, jnp.zeros(index.shape, dtype=table.dtype), table.shape[1])
+    ncol = table.shape[1]
+    idx, _, width = _chunks(index, jnp.zeros(index.shape, dtype=table.dtype), ncol)
+    lanes = row_dot_lanes(ncol)
+    split = jnp.reshape(vectors, (vectors.shape[0], 1, ncol // lanes, lanes))
 
     def step(carry: None, part: Any) -> tuple[None, Any]:
-        # a multiply-and-sum: 4.9 vs 9.4 ms as a batched product (same sizes)
-        return carry, jnp.sum(jnp.take(table, part, axis=0) * vectors[:, None, :], axis=-1)
+        # a multiply-and-sum in two short sums (row_dot_lanes): 3.5 vs 4.8 ms as one sum, 9.4 ms as a
+        # batched product (same sizes)
+        rows = jnp.reshape(jnp.take(table, part, axis=0), (*part.shape, ncol // lanes, lanes))
+        return carry, jnp.sum(jnp.sum(rows * split, axis=2), axis=-1)
 
     dots = jax.lax.scan(step, None, idx)[1]  # (nchunk, nseg, chunk)
     return jnp.reshape(jnp.swapaxes(dots, 0, 1), (index.shape[0], dots.shape[0] * dots.shape[2]))[:, :width]

@@ -15,7 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from dpmodel.xp import row_sum_chunks
+from dpmodel.xp import row_dot_lanes, row_sum_chunks
 
 
 def _chunks(index: tf.Tensor, weight: tf.Tensor, ncol: int) -> tuple[tf.Tensor, tf.Tensor, int, int]:
@@ -46,12 +46,16 @@ def _forward(table: tf.Tensor, index: tf.Tensor, weight: tf.Tensor) -> tf.Tensor
 
 def _row_dots(table: tf.Tensor, index: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
     """``out[s, l] = table[index[s, l]] . vectors[s]``, (nseg, L), chunk by chunk."""
-    width = int(index.shape[1])
-    idx, _, nchunk, chunk = _chunks(index, tf.zeros_like(index, dtype=table.dtype), int(table.shape[1]))
+    width, ncol = int(index.shape[1]), int(table.shape[1])
+    idx, _, nchunk, chunk = _chunks(index, tf.zeros_like(index, dtype=table.dtype), ncol)
+    lanes = row_dot_lanes(ncol)
+    split = tf.reshape(vectors, [-1, 1, ncol // lanes, lanes])
 
     def step(i: tf.Tensor, dots: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
-        # a multiply-and-sum, fused with the gather (4.8 vs 6.8 ms as a batched product; 552 columns, ncol 100)
-        return i + 1, dots.write(i, tf.reduce_sum(tf.gather(table, idx[i]) * vectors[:, None, :], axis=-1))
+        # a multiply-and-sum in two short sums (row_dot_lanes): 3.5 vs 5.6 ms as one sum, 9.3 ms as a
+        # batched product (552 columns, ncol 100)
+        rows = tf.reshape(tf.gather(table, idx[i]), [-1, chunk, ncol // lanes, lanes])
+        return i + 1, dots.write(i, tf.reduce_sum(tf.reduce_sum(rows * split, axis=2), axis=-1))
 
     dots = tf.TensorArray(table.dtype, size=nchunk, element_shape=tf.TensorShape([None, chunk]))
     dots = tf.while_loop(lambda i, _: i < nchunk, step, (tf.constant(0), dots))[1].stack()
