@@ -13,6 +13,7 @@ import array_api_compat
 import numpy as np
 import torch
 
+from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum
 from dpmodel import xp as dpxp
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import neighbor_data
@@ -25,8 +26,9 @@ def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch
 
 
 def weighted_row_sum(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Native sparse product (``embedding_bag``, one bag per row of ``index``) for :func:`dpmodel.xp.weighted_row_sum`."""
-    return torch.nn.functional.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+    """Native sparse product (``embedding_bag``, one bag per row of ``index``; :func:`backends.pt.bag_sum.bag_sum`)
+    for :func:`dpmodel.xp.weighted_row_sum`."""
+    return bag_sum(index, table, weight, FORK_MIN_BAGS)
 
 
 dpxp.register_segment_sum(array_api_compat.is_torch_namespace, segment_sum)

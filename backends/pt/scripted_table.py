@@ -34,8 +34,8 @@ linear continuation as dpmodel, silently.
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum
 from dpmodel.table import TabulatedEmbedding
 
 
@@ -48,11 +48,13 @@ class ScriptTable(torch.nn.Module):
     powers : buffer of shape (6,), int64; ``0..5``
     lower, upper, bound, stride1, stride2 : the table's bounds and strides (units of :math:`\\hat s`)
     fine_rows, nrows, ng : intervals of the fine table, intervals in all, output channels
+    fork_min_bags : atoms from which the sum runs on two threads (:data:`backends.pt.bag_sum.FORK_MIN_BAGS`)
     """
 
     fine_rows: int
     nrows: int
     ng: int
+    fork_min_bags: int
 
     def __init__(self, table: TabulatedEmbedding) -> None:
         super().__init__()
@@ -61,6 +63,7 @@ class ScriptTable(torch.nn.Module):
         self.lower, self.upper, self.bound = float(info.lower), float(info.upper), float(info.bound)
         self.stride1, self.stride2 = float(info.stride1), float(info.stride2)
         self.fine_rows, self.nrows, self.ng = int(info.fine_rows), int(data.shape[0]), int(table.ng)
+        self.fork_min_bags = FORK_MIN_BAGS
         rows = np.asarray(table.rows(np, data))  # (6 nspline, ng)
         self.register_buffer("rows", torch.from_numpy(np.array(rows, dtype=data.dtype, copy=True)))
         self.register_buffer("powers", torch.arange(6, dtype=torch.int64))
@@ -92,5 +95,5 @@ class ScriptTable(torch.nn.Module):
         weights = powers + slopes * beyond[:, None]
         bags = nf * nloc
         index6 = (row[:, None] * 6 + self.powers).reshape(bags, width * 6)
-        value = F.embedding_bag(index6, self.rows, per_sample_weights=weights.reshape(bags, width * 6), mode="sum")
+        value = bag_sum(index6, self.rows, weights.reshape(bags, width * 6), self.fork_min_bags)
         return value.reshape(nf, nloc, self.ng)
