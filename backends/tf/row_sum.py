@@ -1,12 +1,13 @@
 """``weighted_row_sum`` for TF tensors: a loop over column chunks, so no gathered block is kept.
 
 What a compressed table sums (:meth:`dpmodel.table.TabulatedEmbedding.sum_slots`):
-``out[s] = sum_l weight[s, l] * table[index[s, l]]``. XLA on the CPU does not fuse a
-gather into its consumer, so the portable forms either gather an (nseg, L, ncol) block
-or multiply by the dense (nseg, nrows) matrix, both at memory speed. Here a
-``tf.while_loop`` gathers a chunk of columns at a time (:func:`dpmodel.xp.row_sum_chunks`),
-which stays in cache for its product, and a custom gradient does the same for the gradient in ``weight``
-(:func:`dpmodel.xp.row_dots`, chunk by chunk) instead of keeping the gathered rows.
+``out[s] = sum_l weight[s, l] * table[index[s, l]]``. XLA on the CPU fuses a gather into
+a multiply-and-sum, not into a matrix product, so the portable forms either gather an
+(nseg, L, ncol) block or multiply by the dense (nseg, nrows) matrix, both at memory speed.
+Here a ``tf.while_loop`` gathers a chunk of columns at a time
+(:func:`dpmodel.xp.row_sum_chunks`) into a multiply-and-sum, and a custom gradient does the
+same for the gradient in ``weight`` (:func:`dpmodel.xp.row_dots`, chunk by chunk, each row
+summed in pieces of :func:`dpmodel.xp.row_dot_lanes`) instead of keeping the gathered rows.
 """
 
 from __future__ import annotations
