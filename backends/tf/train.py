@@ -14,7 +14,9 @@ is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
 the update is :func:`dpmodel.training.adam.adam_update` (after
 :func:`~dpmodel.training.adam.clip_scale` with ``gradient_max_norm``). Both run in
 ``tf.function`` objects with fixed input signatures (``None`` frame and atom dimensions), so a
-whole training traces each once, whatever the systems (``TrainState.trace_counts``).
+whole training traces each once, whatever the systems (``TrainState.trace_counts``). XLA
+compiles both (:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss per batch
+shape, the update once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
 from backends.tf.modules import EnergyModel
+from backends.tf import xla
 from backends.tf.xla import HotShapes
 from backends.tf.xp import TFArray, unwrap
 
@@ -90,8 +93,9 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
     state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
                                              autograph=False)
     update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]
+    # XLA: one fused program instead of ~15 executor ops per parameter (about 4 ms a step for water)
     state.functions["update"] = tf.function(lambda g, lr: _adam_graph(state, g, lr), input_signature=update_specs,
-                                            autograph=False)
+                                            autograph=False, jit_compile=xla.enabled())
     return state
 
 
