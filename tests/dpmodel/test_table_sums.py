@@ -101,3 +101,13 @@ def test_a_table_holding_its_rows_sums_as_from_its_data(table):
     np.testing.assert_allclose(expected, table.sum_slots(x), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="rows of shape"):
         table.holding_rows(table.data)
+
+
+@pytest.mark.parametrize("ncol", [1, 20, 32, 33, 37, 64, 100, 128, 240])
+def test_row_dot_lanes_are_the_fewest_that_keep_each_sum_short(ncol):
+    from dpmodel.xp import ROW_DOT_MAX_REDUCE, row_dot_lanes
+
+    lanes = row_dot_lanes(ncol)
+    fitting = [k for k in range(1, ncol) if ncol % k == 0 and ncol // k <= ROW_DOT_MAX_REDUCE]
+    assert lanes == (fitting[0] if fitting else 1)
+    assert ncol % lanes == 0
