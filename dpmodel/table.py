@@ -110,9 +110,10 @@ class TabulatedEmbedding:
     def holding_rows(self, rows: Array) -> "TabulatedEmbedding":
         """A copy whose :meth:`rows` is ``rows``, the same table already in that layout (e.g. a
         backend's jit argument), so no evaluation permutes ``data`` again; shape (6 nspline, ng)."""
-        if tuple(rows.shape) != (6 * int(self.data.shape[0]), self.ng):
-            raise ValueError(f"rows of shape {tuple(rows.shape)} for a table of {int(self.data.shape[0])} intervals "
-                             f"and {self.ng} channels; expected {(6 * int(self.data.shape[0]), self.ng)}")
+        expected = (6 * int(self.data.shape[0]), self.ng)
+        if tuple(rows.shape) != expected:
+            raise ValueError(f"rows of shape {tuple(rows.shape)} for a table of {expected[0] // 6} intervals "
+                             f"and {self.ng} channels; expected {expected}")
         table = TabulatedEmbedding(self.data, self.info)
         table._rows = rows
         return table

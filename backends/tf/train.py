@@ -31,10 +31,9 @@ from dpmodel.model_factory import model_from_dict
 from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
+from backends.tf import xla
 from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
 from backends.tf.modules import EnergyModel
-from backends.tf import xla
-from backends.tf.xla import HotShapes
 from backends.tf.xp import TFArray, unwrap
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
@@ -89,7 +88,7 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
     signature = [*signature_of(model), *_LABEL_SPECS]
     loss = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature, autograph=False)
     # XLA from a batch shape's first step, so that a restarted run repeats the same arithmetic
-    state.functions["loss"] = HotShapes(loss, signature, hot_after=1)
+    state.functions["loss"] = xla.HotShapes(loss, signature, hot_after=1)
     state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
                                              autograph=False)
     update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]
