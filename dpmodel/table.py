@@ -196,10 +196,15 @@ class TabulatedEmbedding:
         xp = array_namespace(x)
         nseg, width = x.shape
         index, weight = self.terms(x)
-        weight = xp.reshape(weight, (nseg, width * 6))
+        rows = self.rows(xp, x)
+        # the row of delta^0 has weight 1 and depends on x only through which row it is: summed on its
+        # own with constant weights, no gradient pass computes its dot products (a sixth of them)
+        ones = xp.ones((nseg, width), dtype=weight.dtype, device=device(weight))
+        constant = weighted_row_sum(rows, index[..., 0], ones if scale is None else ones * scale)
+        varying = xp.reshape(weight[..., 1:], (nseg, width * 5))
         if scale is not None:
-            weight = weight * scale
-        return weighted_row_sum(self.rows(xp, x), xp.reshape(index, (nseg, width * 6)), weight)
+            varying = varying * scale
+        return constant + weighted_row_sum(rows, xp.reshape(index[..., 1:], (nseg, width * 5)), varying)
 
     def slot_slopes(self, x: Array, grad: Array) -> Array:
         r""":math:`\mathrm d\mathcal G(x_{sl})/\mathrm dx \cdot g_s` for every slot, from one matrix product.
@@ -216,8 +221,9 @@ class TabulatedEmbedding:
         xp = array_namespace(x, grad)
         nseg, width = x.shape
         index, _, slope = self.terms(x, 1, check=False)
-        dots = row_dots(self.rows(xp, x), xp.reshape(index, (nseg, width * 6)), grad)
-        return xp.sum(xp.reshape(dots, (nseg, width, 6)) * slope, axis=-1)
+        # the slope weight of delta^0 is zero: only the other five rows of each slot
+        dots = row_dots(self.rows(xp, x), xp.reshape(index[..., 1:], (nseg, width * 5)), grad)
+        return xp.sum(xp.reshape(dots, (nseg, width, 5)) * slope[..., 1:], axis=-1)
 
     def _check_overflow(self, xp, flat: Array) -> None:
         """Every ``check_frequency`` calls, count and report inputs outside the table."""
