@@ -206,8 +206,10 @@ def nearest_first(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nloc: int) -> 
     """Neighbours of each centre by distance, ties by index: (nloc, max count), -1 after the last.
 
     The pairs, ordered by (centre, neighbour) as :func:`frame_pairs` gives them, are laid
-    out one row per centre and each row is sorted stably by distance: the order of a
-    lexicographic sort by (centre, distance, neighbour) at the cost of short row sorts.
+    out one row per centre and each row is sorted by distance: the order of a lexicographic
+    sort by (centre, distance, neighbour) at the cost of short row sorts. The rows are sorted
+    by the faster unstable sort, and again stably (ties by neighbour index) only when some
+    row holds two equal distances, as on a lattice.
     """
     counts = np.bincount(i, minlength=nloc)
     width = int(counts.max()) if i.size else 0
@@ -216,4 +218,8 @@ def nearest_first(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nloc: int) -> 
     padded[i, rank] = dist
     columns = np.full((nloc, width), -1, dtype=np.int64)
     columns[i, rank] = j
-    return np.take_along_axis(columns, np.argsort(padded, axis=1, kind="stable"), axis=1)
+    order = np.argsort(padded, axis=1)
+    ordered = np.take_along_axis(padded, order, axis=1)
+    if np.any((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] < np.inf)):
+        order = np.argsort(padded, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
