@@ -6,10 +6,10 @@ thread pool) and sums the second half itself, when there are at least
 :data:`FORK_MIN_BAGS` bags; autograd runs through both halves. Measured with a table of
 8160 rows and 100 columns, 552 weighted rows per bag, 2 CPU cores: 768 bags took 12.5
 instead of 23.9 ms forward (27 instead of 35 ms with the backward pass). Forward and
-backward together, the split gains from about 128 bags on (192 bags: 7.3 instead of
-8.7 ms; 96 bags: no gain), so one 192-atom frame (192 bags per neighbour type) is split:
-its compressed ``.pth`` evaluation of a ``[25, 50, 100]`` water model took about 1.3 ms
-(5 %) less, paired in one process.
+backward together, the split gained at 192 bags (7.3 instead of 8.7 ms) but not at 96,
+so the threshold lies between and one 192-atom frame (192 bags per neighbour type) is
+split: its compressed ``.pth`` evaluation of a ``[25, 50, 100]`` water model took 1 to 2 ms
+(about 5 %) less, paired in one process.
 
 Scripted, so the TorchScript program of a ``.pth`` file (:mod:`backends.pt.scripted_table`)
 and the eager modules (:func:`backends.pt.model.weighted_row_sum`) call the same code.
