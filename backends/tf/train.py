@@ -5,18 +5,20 @@ Functional core::
     state = build(model_dict, max_norm=None)                 # TrainState
     loss, metrics, grads = loss_and_grad(state, batch, prefactors)
     apply_update(state, grads, lr)                           # Adam (dpmodel.training.adam)
+    loss, metrics = train_step(state, batch, prefactors, lr) # both as one compiled call
     state_dict(state) / load_state_dict(state, flat)         # bitwise checkpoints
     serialize(state)                                         # the current model dict
 
-and :class:`BackendTrainer`, the :mod:`dpmodel.training.protocol` class over it. The loss
+and :class:`BackendTrainer`, the :mod:`dpmodel.training.protocol` class over it, whose steps
+are :func:`train_step`. The loss
 is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
 :func:`backends.tf.model.energy_and_forces`, differentiated by a second ``GradientTape``;
 the update is :func:`dpmodel.training.adam.adam_update` (after
 :func:`~dpmodel.training.adam.clip_scale` with ``gradient_max_norm``). Both run in
 ``tf.function`` objects with fixed input signatures (``None`` frame and atom dimensions), so a
 whole training traces each once, whatever the systems (``TrainState.trace_counts``). XLA
-compiles both (:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss per batch
-shape, the update once.
+compiles them (:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss and the
+fused step per batch shape, the update once.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from backends.tf.modules import EnergyModel
 from backends.tf.xp import TFArray, unwrap
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
-           "serialize", "state_dict"]
+           "serialize", "state_dict", "train_step"]
 
 _LABEL_SPECS = [tf.TensorSpec([None, 1], tf.float64, name="energy"),
                 tf.TensorSpec([None, None, 3], tf.float64, name="force"),
@@ -91,10 +93,15 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
     state.functions["loss"] = xla.HotShapes(loss, signature, hot_after=1)
     state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
                                              autograph=False)
-    update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], tf.TensorSpec([], tf.float64, name="lr")]
+    lr_spec = tf.TensorSpec([], tf.float64, name="lr")
+    update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], lr_spec]
     # XLA: one fused program instead of ~15 executor ops per parameter (about 4 ms a step for water)
     state.functions["update"] = tf.function(lambda g, lr: _adam_graph(state, g, lr), input_signature=update_specs,
                                             autograph=False, jit_compile=xla.enabled())
+    # loss, gradients and update in one call: the gradients never leave the program, and the
+    # per-call cost of a function of one argument per parameter (about 3 ms for water) is not paid
+    step = tf.function(lambda *a: _step_graph(state, *a), input_signature=[*signature, lr_spec], autograph=False)
+    state.functions["step"] = xla.HotShapes(step, [*signature, lr_spec], hot_after=1)
     return state
 
 
@@ -132,6 +139,12 @@ def _adam_graph(state: TrainState, grads, lr):
         v.assign(unwrap(new_v))
         p.assign(unwrap(new_p))
     return state.step
+
+
+def _step_graph(state: TrainState, *inputs):
+    loss, metrics, grads = _loss_graph(state, True, *inputs[:-1])
+    _adam_graph(state, grads, inputs[-1])
+    return loss, metrics
 
 
 def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
@@ -172,6 +185,12 @@ def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> No
     state.functions["update"](list(grads), tf.constant(lr, tf.float64))
 
 
+def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float],
+               lr: float) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """:func:`loss_and_grad` then :func:`apply_update` as one compiled call; loss and metrics."""
+    return state.functions["step"](*_graph_inputs(state, batch, prefactors), tf.constant(lr, tf.float64))
+
+
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:
     """``step``, ``param/<name>``, ``adam_m/<name>``, ``adam_v/<name>`` as NumPy arrays."""
     out = {"step": np.asarray(state.step.numpy())}
@@ -207,9 +226,7 @@ class BackendTrainer:
         self.train_state = build(model_dict, active, training.get("gradient_max_norm"))
 
     def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
-        _, metrics, grads = loss_and_grad(self.train_state, batch, prefactors)
-        apply_update(self.train_state, grads, lr)
-        return metrics
+        return train_step(self.train_state, batch, prefactors, lr)[1]
 
     def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
         return evaluate(self.train_state, batch, prefactors)

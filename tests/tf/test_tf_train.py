@@ -95,6 +95,29 @@ def test_adam_update_and_exact_restart(state):
         np.testing.assert_array_equal(value, after[key], err_msg=key)
 
 
+def test_fused_step_equals_loss_then_update_and_restarts_exactly():
+    """train_step (one compiled call) updates the parameters as loss_and_grad then apply_update, and
+    repeats itself bit for bit from a restored state."""
+    state = train.build(model_dict("one_side"), max_norm=5.0)
+    snapshot = train.state_dict(state)
+    b = batch(6)
+    loss0, _, grads = train.loss_and_grad(state, b, PREFS)
+    train.apply_update(state, grads, 1e-3)
+    expected = train.state_dict(state)
+    train.load_state_dict(state, snapshot)
+    loss1, metrics = train.train_step(state, b, PREFS, 1e-3)
+    np.testing.assert_allclose(float(loss1), float(loss0), rtol=1e-12)
+    assert set(metrics) == {"rmse", "rmse_e", "rmse_f", "rmse_v"}
+    after = train.state_dict(state)
+    assert int(after["step"]) == int(snapshot["step"]) + 1
+    for key, value in expected.items():
+        np.testing.assert_allclose(after[key], value, rtol=1e-10, atol=1e-14, err_msg=key)
+    train.load_state_dict(state, snapshot)
+    train.train_step(state, b, PREFS, 1e-3)
+    for key, value in train.state_dict(state).items():
+        np.testing.assert_array_equal(value, after[key], err_msg=key)
+
+
 def test_one_trace_over_systems_of_any_size(state):
     for seed, (natoms, kind) in enumerate([(10, "triclinic"), (7, "cluster"), (5, "small"), (12, "triclinic")]):
         _, _, grads = train.loss_and_grad(state, batch(seed, natoms, kind), PREFS)
