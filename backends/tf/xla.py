@@ -52,6 +52,9 @@ class HotShapes:
         self.broken = not enabled()
         self.compiled = tf.function(lambda *args: function(*args), input_signature=list(signature),
                                     autograph=False, jit_compile=True)
+        # its one concrete function (the signature fixes it), called directly: the polymorphic
+        # dispatch of a tf.function call costs about 0.3 ms, 3 % of a 192-atom water frame
+        self._concrete: Any = None
 
     def __call__(self, *args: tf.Tensor) -> Any:
         key = tuple(tuple(a.shape) for a in args)
@@ -59,7 +62,9 @@ class HotShapes:
         if self.broken or self.calls[key] < self.hot_after:
             return self.function(*args)
         try:
-            out = self.compiled(*args)
+            if self._concrete is None:
+                self._concrete = self.compiled.get_concrete_function()
+            out = self._concrete(*args)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.InternalError) as err:
             _LOG.warning("XLA could not compile this graph (%s); running it without XLA", str(err).splitlines()[0])
             self.broken = True
