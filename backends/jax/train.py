@@ -6,6 +6,7 @@ model structure and batch shape)::
     state = build(model_dict, seed)                       # TrainState
     loss, grads, metrics = loss_and_grad(state, batch, prefactors)
     state = apply_update(state, grads, lr)                # Adam (+ optional clipping)
+    state, loss, metrics = train_step(state, batch, prefactors, lr)  # both in one compiled call
     arrays = state_dict(state); state = load_state_dict(model_dict, arrays)
     serialized = model_dict(state)
 
@@ -18,7 +19,8 @@ second derivative. Only the weights of layers marked ``trainable`` are updated
 
 Adam: ``optax.scale_by_adam(BETA1, BETA2, EPSILON)`` (moments, bias correction,
 ``m_hat / (sqrt(v_hat) + eps)``) times ``-lr`` injected per step: the formula of
-:mod:`dpmodel.training.adam`. Everything runs under :func:`backends.jax.modules.x64`.
+:mod:`dpmodel.training.adam`. Everything runs under :func:`backends.jax.modules.x64`, compiled
+with the backend's XLA options (:mod:`backends.jax.compiler`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from backends.jax.compiler import jit
 from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
 from dpmodel.model_factory import model_from_dict
@@ -39,7 +42,7 @@ from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
-           "loss_and_grad", "model_dict", "state_dict"]
+           "loss_and_grad", "model_dict", "state_dict", "train_step"]
 
 _ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPSILON)
 
@@ -119,7 +122,7 @@ def _loss(structure: Structure, trainable: Params, frozen: Params, inputs: dict,
     return energy_loss(pred, labels, prefs, natoms)
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(jit, static_argnames=("structure",))
 def _loss_and_grad_jit(structure, trainable, frozen, inputs, labels, prefs):
     TRACES["loss_and_grad"] += 1
     (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure), has_aux=True)(
@@ -127,7 +130,7 @@ def _loss_and_grad_jit(structure, trainable, frozen, inputs, labels, prefs):
     return loss, grads, metrics
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(jit, static_argnames=("structure",))
 def _loss_jit(structure, trainable, frozen, inputs, labels, prefs):
     TRACES["loss"] += 1
     return _loss(structure, trainable, frozen, inputs, labels, prefs)
@@ -165,15 +168,19 @@ def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[st
 
 
 # ---------------------------------------------------------------------- update
-@jax.jit
-def _adam_jit(trainable, opt_state, grads, lr, max_norm):
-    TRACES["apply_update"] += 1
+def _adam(trainable, opt_state, grads, lr, max_norm):
     if max_norm is not None:
         scale = clip_scale(jax.tree.leaves(grads), max_norm)
         grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
     updates, opt_state = _ADAM.update(grads, opt_state)
     trainable = jax.tree.map(lambda p, u: p - lr.astype(p.dtype) * u, trainable, updates)
     return trainable, opt_state
+
+
+@jit
+def _adam_jit(trainable, opt_state, grads, lr, max_norm):
+    TRACES["apply_update"] += 1
+    return _adam(trainable, opt_state, grads, lr, max_norm)
 
 
 def apply_update(state: TrainState, grads: Params, lr: float, max_norm: float | None = None) -> TrainState:
@@ -187,6 +194,29 @@ def apply_update(state: TrainState, grads: Params, lr: float, max_norm: float | 
         trainable, opt_state = _adam_jit(state.trainable, state.opt_state, grads,
                                          jnp.asarray(float(lr), dtype=jnp.float64), norm)
     return replace(state, trainable=trainable, opt_state=opt_state)
+
+
+@partial(jit, static_argnames=("structure",))
+def _train_step_jit(structure, trainable, frozen, opt_state, inputs, labels, prefs, lr, max_norm):
+    TRACES["train_step"] += 1
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure), has_aux=True)(
+        trainable, frozen, inputs, labels, prefs)
+    trainable, opt_state = _adam(trainable, opt_state, grads, lr, max_norm)
+    return trainable, opt_state, loss, metrics
+
+
+def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float], lr: float,
+               max_norm: float | None = None) -> tuple[TrainState, Any, dict]:
+    """:func:`loss_and_grad` then :func:`apply_update` as one compiled call: the new state, and the
+    loss and metrics before the update. The gradients stay inside the program, and one dispatch
+    replaces two (the update's alone took about 3 ms a step for the water example)."""
+    with x64():
+        inputs, labels = _batch_inputs(state, batch)
+        norm = None if max_norm is None else jnp.asarray(float(max_norm), dtype=jnp.float64)
+        trainable, opt_state, loss, metrics = _train_step_jit(
+            state.structure, state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
+            jnp.asarray(float(lr), dtype=jnp.float64), norm)
+    return replace(state, trainable=trainable, opt_state=opt_state), loss, metrics
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -246,8 +276,7 @@ class BackendTrainer:
 
     def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict:
         """Metrics on ``batch`` with the current parameters, then one Adam update."""
-        _, grads, metrics = loss_and_grad(self._state, batch, prefactors)
-        self._state = apply_update(self._state, grads, lr, self._max_norm)
+        self._state, _, metrics = train_step(self._state, batch, prefactors, lr, self._max_norm)
         return metrics
 
     def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict:

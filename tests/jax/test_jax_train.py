@@ -103,6 +103,24 @@ def test_adam_follows_the_dpmodel_formula(setup, case):
         np.testing.assert_allclose(np.asarray(got), want, rtol=tol, atol=tol)
 
 
+def test_fused_step_equals_loss_then_update_and_repeats_exactly(setup):
+    """train_step (one compiled call) gives the parameters of loss_and_grad then apply_update, the
+    same loss, and the same state bit for bit when repeated from the same start."""
+    model, batch = setup
+    state = train.build(model.serialize())
+    loss0, grads, _ = train.loss_and_grad(state, batch, PREFS)
+    expected = train.apply_update(state, grads, 1e-3, 5.0)
+    fused, loss1, metrics = train.train_step(state, batch, PREFS, 1e-3, 5.0)
+    np.testing.assert_allclose(float(loss1), float(loss0), rtol=1e-12)
+    assert set(metrics) == {"rmse", "rmse_e", "rmse_f", "rmse_v"}
+    assert fused.step == state.step + 1
+    want, got = train.state_dict(expected), train.state_dict(fused)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-14, err_msg=key)
+    again = train.state_dict(train.train_step(state, batch, PREFS, 1e-3, 5.0)[0])
+    assert all(np.array_equal(again[k], got[k]) for k in got)
+
+
 def test_frozen_layers_and_statistics_do_not_move(setup):
     model, batch = setup
     state = train.build(model.serialize())
@@ -153,13 +171,13 @@ def test_backend_trainer_protocol_reduces_the_loss(setup):
     pred = model.call(batch["coord"], batch["atype"], batch["box"])
     batch = {**batch, "energy": pred["energy"] + 0.5, "force": pred["force"] * 1.05}  # a learnable offset
     prefs = {"e": 1.0, "f": 1.0, "v": 0.0}
-    before_traces = TRACES["loss_and_grad"]
+    before_traces = TRACES["train_step"]
     first = float(trainer.evaluate(batch, prefs)["rmse"])
     for _ in range(15):
         metrics = trainer.step(batch, 1e-3, prefs)
     assert set(metrics) == {"rmse", "rmse_e", "rmse_f", "rmse_v"}
     assert float(trainer.evaluate(batch, prefs)["rmse"]) < 0.5 * first
-    assert TRACES["loss_and_grad"] - before_traces <= 1  # one compilation for every step of this batch shape
+    assert TRACES["train_step"] - before_traces <= 1  # one compilation for every step of this batch shape
     state = trainer.state()
     other = cls(model.serialize(), {"training": {}})
     other.load_state(state)
