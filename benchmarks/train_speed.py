@@ -3,15 +3,20 @@
 Usage: ``python benchmarks/train_speed.py [--steps 50 250] [--backends pt jax tf]
 [--deepmd-backends pt jax tf] [--later-epochs] [--repeat 3] [--write-docs]``.
 
-Each implementation trains the input of ``train_water.py`` twice through its real command
-line, for the two step counts of ``--steps``, with validation and checkpoints only at the
-end. s/step is the difference of the two wall times over the difference of the step
-counts, so start-up, statistics, compilation and the final validation and save cancel
-and every implementation is timed by the same rule. Batch size "auto" is one 192-atom
-frame; each framework uses its default threads and device. With ``--repeat R`` every
-implementation is measured once per round for R rounds, ours right beside DeePMD-kit's of
-the same framework (which of the two goes first alternates), so that the machine's slow and
-fast spells fall on both of a pair; the table gives medians and the spread.
+Each implementation trains the input of ``train_water.py`` through its real command line
+for the larger step count of ``--steps``, with checkpoints only at the end and a display
+(learning-curve line with validation on 3 frames) every gcd of the step counts. Both
+programs log the wall time of every display interval (ours: ``X s for N steps``;
+DeePMD-kit: ``total wall time = X s``); s/step is the sum of the intervals between the
+two step counts over their steps. Start-up, statistics and compilation fall before the
+first count, so every implementation is timed by the same rule without them. (Timing two
+runs of different lengths and taking the difference cancels them too, but the jitter of a
+few seconds of start-up and compilation swamped the difference of 200 fast steps.) Batch
+size "auto" is one 192-atom frame; each framework uses its default threads and device.
+With ``--repeat R`` every implementation is measured once per round for R rounds, ours
+right beside DeePMD-kit's of the same framework (which of the two goes first
+alternates), so that the machine's slow and fast spells fall on both of a pair; the table
+gives medians and the spread.
 
 The three training systems hold 320 frames, so the default steps time the first epoch,
 where every frame is new. ``--later-epochs`` times steps 400 to 600 instead (unless
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -35,23 +42,43 @@ from train_water import DEEPMD_MAIN, run, write_input
 DEEPMD = "DeePMD-kit 3.2.0"
 
 
-def wall_time(command: list[str], folder: Path, steps: int) -> float:
-    """Wall time of one ``train`` of ``steps`` steps in ``folder``.
+#: a display interval in our log and in DeePMD-kit's
+_OURS = re.compile(r"step (\d+)/\d+: .*; ([\d.]+) s for (\d+) steps")
+_THEIRS = re.compile(r"Batch\s+(\d+): total wall time = ([\d.]+) s")
+
+
+def display_laps(text: str) -> list[tuple[int, float, int]]:
+    """``(last step, seconds, steps)`` of every display interval of a training log, ours or DeePMD-kit's."""
+    laps, previous = [], 0
+    for line in text.splitlines():
+        if found := _OURS.search(line):
+            laps.append((int(found[1]), float(found[2]), int(found[3])))
+        elif found := _THEIRS.search(line):
+            last = int(found[1])
+            laps.append((last, float(found[2]), last - previous))
+            previous = last
+    return laps
+
+
+def seconds_per_step(command: list[str], folder: Path, steps: tuple[int, int]) -> float:
+    """Wall time per step from display ``steps[0]`` to ``steps[1]`` of one ``train`` of ``steps[1]`` steps.
 
     ``type_one_side`` is set to true, what every backend here and DeePMD-kit's PyTorch run
     (DeePMD-kit's JAX refuses its input default, false).
     """
-    path = write_input(folder, steps, WATER)
+    first, last = steps
+    path = write_input(folder, last, WATER)
     config = json.loads(path.read_text())
     config["model"]["descriptor"]["type_one_side"] = True
-    config["training"].update({"disp_freq": steps, "save_freq": steps})
+    config["training"].update({"disp_freq": math.gcd(first, last - first), "save_freq": last})
     path.write_text(json.dumps(config, indent=2))
-    return run([*command, "train", "input.json"], folder, "train.log")
-
-
-def seconds_per_step(command: list[str], root: Path, steps: tuple[int, int]) -> float:
-    short, long = (wall_time(command, root / f"{n}", n) for n in steps)
-    return (long - short) / (steps[1] - steps[0])
+    run([*command, "train", "input.json"], folder, "train.log")
+    log = folder / "train.log"
+    laps = [lap for lap in display_laps(log.read_text()) if lap[0] - lap[2] >= first]
+    counted = sum(steps for _, _, steps in laps)
+    if counted != last - first:
+        sys.exit(f"{log}: the display intervals cover {counted} of the {last - first} steps {first}-{last}")
+    return sum(seconds for _, seconds, _ in laps) / counted
 
 
 def paired_order(runs: list[tuple], round_index: int) -> list[tuple]:
@@ -106,18 +133,19 @@ def main() -> None:
             try:
                 samples.setdefault((framework, who), []).append(seconds_per_step(command, folder, steps))
             except SystemExit:  # a backend DeePMD-kit cannot train here: report its last log line, go on
-                logs = sorted(folder.glob("*/train.log"))
-                last = [line for line in logs[-1].read_text().splitlines() if line.strip()][-1] if logs else "failed"
+                log = folder / "train.log"
+                last = [line for line in log.read_text().splitlines() if line.strip()][-1] if log.exists() else "failed"
                 notes[(framework, who)] = last[:160]
     rows = [summary(framework, who, samples.get((framework, who), []), samples.get((framework, DEEPMD)),
                     notes.get((framework, who), "")) for framework, who, _, _ in runs]
     text = table(rows, ["framework", "implementation", "s/step", "range", "speed vs DeePMD-kit", "note"])
-    print(f"training s/step, water (192 atoms, batch 1), steps {steps[0]} vs {steps[1]}\n")
+    print(f"training s/step, water (192 atoms, batch 1), steps {steps[0]} to {steps[1]}\n")
     print(text)
     if args.write_docs:
-        body = (f"Training the water input of `train_water.py` for {steps[0]} and {steps[1]} steps; s/step is the "
-                "difference of the wall times over the difference of the steps (start-up, statistics and "
-                "compilation cancel). Speed vs DeePMD-kit is DeePMD-kit's s/step over ours, same framework"
+        body = (f"Training the water input of `train_water.py` for {steps[1]} steps; s/step is the wall time "
+                f"between the displays at steps {steps[0]} and {steps[1]}, from each program's own log, over "
+                f"{steps[1] - steps[0]} (start-up, statistics and compilation come before; each display validates "
+                "on 3 frames). Speed vs DeePMD-kit is DeePMD-kit's s/step over ours, same framework"
                 f"; {args.repeat} round(s), each implementation once per round: s/step is the median over the "
                 "rounds, range its spread, and the speed the median of the rounds' ratios.")
         name, title = "train_speed", "Training speed (first epoch)"

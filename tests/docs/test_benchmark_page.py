@@ -114,3 +114,18 @@ def test_plot_path_resolves_in_a_sphinx_build(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (out / "_images" / "scaling.png").is_file()
     assert 'src="_images/scaling.png"' in (out / "index.html").read_text()
+
+
+def test_training_speed_reads_display_intervals_of_both_logs() -> None:
+    """train_speed.py times steps by the display intervals each program logs (lines as they print them)."""
+    import train_speed
+
+    ours = ("15:23:13 INFO    step 1/600: rmse_trn 2.4e+01; lr 5.00e-03; 5.94 s for 1 steps (5.9351 s/step), ETA 9m\n"
+            "15:23:20 INFO    step 200/600: rmse_trn 9.1e-01; lr 1.00e-03; 4.10 s for 199 steps (0.0206 s/step), ETA 8s\n"
+            "15:23:24 INFO    step 400/600: rmse_trn 8.0e-01; lr 3.00e-05; 3.90 s for 200 steps (0.0195 s/step), ETA 4s\n")
+    theirs = ("[2026-11-28 15:31:44,542] DEEPMD INFO    Batch     100: total wall time = 4.29 s, eta = 0:00:04 at x\n"
+              "[2026-11-28 15:31:47,612] DEEPMD INFO    Batch     200: trn: rmse = 8.21e-01, rmse_e = 4.10e-03\n"
+              "[2026-11-28 15:31:47,613] DEEPMD INFO    Batch     200: total wall time = 3.07 s, eta = 0:00:00 at x\n"
+              "[2026-11-28 15:31:47,777] DEEPMD INFO    average training time: 0.0297 s/batch\n")
+    assert train_speed.display_laps(ours) == [(1, 5.94, 1), (200, 4.10, 199), (400, 3.90, 200)]
+    assert train_speed.display_laps(theirs) == [(100, 4.29, 100), (200, 3.07, 100)]
