@@ -75,7 +75,7 @@ def seconds_per_step(command: list[str], folder: Path, steps: tuple[int, int]) -
     run([*command, "train", "input.json"], folder, "train.log")
     log = folder / "train.log"
     laps = [lap for lap in display_laps(log.read_text()) if lap[0] - lap[2] >= first]
-    counted = sum(steps for _, _, steps in laps)
+    counted = sum(n for _, _, n in laps)
     if counted != last - first:
         sys.exit(f"{log}: the display intervals cover {counted} of the {last - first} steps {first}-{last}")
     return sum(seconds for _, seconds, _ in laps) / counted
