@@ -14,6 +14,7 @@ from dpmodel.data import DataSystems, DeepmdSystem
 from dpmodel.errors import DataError, UnsupportedOptionError
 from dpmodel.neighbor import neighbor_data
 from dpmodel.training.init import initial_model, resolve_seeds, resolve_sel
+from dpmodel.training import neighbor_stat
 from dpmodel.training.neighbor_stat import auto_sel, system_neighbor_stat
 from dpmodel.training.preflight import preflight
 
@@ -24,7 +25,9 @@ def _systems(config):
     return make("training_data", 1), make("validation_data", 2)
 
 
-def test_neighbor_counts_match_the_neighbor_list(small_config) -> None:
+@pytest.mark.parametrize("pair_search_above", [0, 10**12], ids=["pair-search", "distance-array"])
+def test_neighbor_counts_match_the_neighbor_list(small_config, monkeypatch, pair_search_above) -> None:
+    monkeypatch.setattr(neighbor_stat, "_PAIR_SEARCH_ABOVE", pair_search_above)
     system = DeepmdSystem(small_config["training"]["training_data"]["systems"][0], ["Cu", "Au"])
     stat = system_neighbor_stat(system, 5.0, 2)
     batch = system.frames(np.arange(0, system.nframes, 25))
