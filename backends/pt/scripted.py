@@ -332,20 +332,8 @@ class ScriptModel(torch.nn.Module):
             mask = mask & (atype_loc != t)
         keep = mask.to(torch.float64)[:, :, None]
         if self.split_atoms and nloc > 1 and nf * nloc * nnei >= self.split_min_slots:
-            half = nloc // 2
-            first_aparam: Optional[torch.Tensor] = None
-            second_aparam: Optional[torch.Tensor] = None
-            if aparam is not None:
-                per_atom = aparam.reshape(nf, nloc, -1)
-                first_aparam, second_aparam = per_atom[:, :half], per_atom[:, half:]
-            second = torch.jit.fork(self.energy_and_pair_grad, diff[:, half:], atype[:, half:], ntype[:, half:],
-                                    real[:, half:], widths, fparam, second_aparam, keep[:, half:])
-            first_energy, first_grad = self.energy_and_pair_grad(diff[:, :half], atype[:, :half], ntype[:, :half],
-                                                                 real[:, :half], widths, fparam, first_aparam,
-                                                                 keep[:, :half])
-            second_energy, second_grad = torch.jit.wait(second)
-            atom_energy = torch.cat([first_energy, second_energy], 1)
-            pair_grad = torch.cat([first_grad, second_grad], 1)
+            atom_energy, pair_grad = self.halves_energy_and_pair_grad(diff, atype, ntype, real, widths, fparam,
+                                                                      aparam, keep)
         else:
             atom_energy, pair_grad = self.energy_and_pair_grad(diff, atype, ntype, real, widths, fparam, aparam, keep)
         energy = torch.sum(atom_energy, dim=1)
@@ -368,7 +356,7 @@ class ScriptModel(torch.nn.Module):
     def energy_and_pair_grad(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor,
                              widths: List[int], fparam: Optional[torch.Tensor], aparam: Optional[torch.Tensor],
                              keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Atomic energies (nf, n, 1) of ``n`` centres from their pair displacements ``diff`` (nf, n, nnei, 3),
+        r"""Atomic energies (nf, n, 1) of ``n`` centres from their pair displacements ``diff`` (nf, n, nnei, 3),
         and :math:`\partial E/\partial\mathbf d_{ij}` (nf, n, nnei, 3); ``keep`` (nf, n, 1) is 1 for counted atoms."""
         nf, nloc = atype.shape[0], atype.shape[1]
         diff = diff.detach().requires_grad_(True)
@@ -380,6 +368,25 @@ class ScriptModel(torch.nn.Module):
         pair_grad = grads[0]
         assert pair_grad is not None
         return atom_energy.detach(), pair_grad
+
+    def halves_energy_and_pair_grad(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor,
+                                    real: torch.Tensor, widths: List[int], fparam: Optional[torch.Tensor],
+                                    aparam: Optional[torch.Tensor], keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`energy_and_pair_grad` of the second half of the centres on a forked thread, of the first here."""
+        nf, nloc = atype.shape[0], atype.shape[1]
+        half = nloc // 2
+        first_aparam: Optional[torch.Tensor] = None
+        second_aparam: Optional[torch.Tensor] = None
+        if aparam is not None:
+            per_atom = aparam.reshape(nf, nloc, -1)
+            first_aparam, second_aparam = per_atom[:, :half], per_atom[:, half:]
+        second = torch.jit.fork(self.energy_and_pair_grad, diff[:, half:], atype[:, half:], ntype[:, half:],
+                                real[:, half:], widths, fparam, second_aparam, keep[:, half:])
+        first_energy, first_grad = self.energy_and_pair_grad(diff[:, :half], atype[:, :half], ntype[:, :half],
+                                                             real[:, :half], widths, fparam, first_aparam,
+                                                             keep[:, :half])
+        second_energy, second_grad = torch.jit.wait(second)
+        return torch.cat([first_energy, second_energy], 1), torch.cat([first_grad, second_grad], 1)
 
 
 def trimmed_widths(nlist: torch.Tensor, sel: List[int]) -> List[int]:
