@@ -16,6 +16,8 @@ Only the value is written: forces come from ``torch.autograd``, and the autograd
 expression is dpmodel's slope everywhere, because :math:`\partial c/\partial x` is 1 inside
 the table and 0 outside, so the derivative is :math:`P'_k(\delta)` inside and :math:`g`
 outside (:math:`x - c` has derivative 0 inside, the ends included).
+The continuation terms are formed only when some input lies outside the table; inside,
+they and their derivatives are zero (about 1 ms of a compressed 192-atom water frame).
 
 The descriptor needs only the sum of :math:`\mathcal G` over the neighbour slots of an atom,
 and that sum is linear in the coefficients, so it is one ``embedding_bag``: the table as
@@ -86,13 +88,14 @@ class ScriptTable(torch.nn.Module):
         knot = torch.where(row < self.fine_rows, self.lower + index * self.stride1,
                            self.upper + (index - self.fine_rows) * self.stride2)
         dx = inside - knot.to(flat.dtype)
-        beyond = flat - inside  # zero inside the table: the linear continuation outside
         one = torch.ones_like(dx)
         d2 = dx * dx
         d3 = d2 * dx
-        powers = torch.stack([one, dx, d2, d3, d2 * d2, d3 * d2], dim=-1)  # (n, 6)
-        slopes = torch.stack([torch.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)], dim=-1)
-        weights = powers + slopes * beyond[:, None]
+        weights = torch.stack([one, dx, d2, d3, d2 * d2, d3 * d2], dim=-1)  # (n, 6)
+        if bool(torch.any((flat < self.lower) | (flat > self.bound))):  # the linear continuation outside
+            beyond = flat - inside  # zero inside, with zero derivative there
+            slopes = torch.stack([torch.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)], dim=-1)
+            weights = weights + slopes * beyond[:, None]
         bags = nf * nloc
         index6 = (row[:, None] * 6 + self.powers).reshape(bags, width * 6)
         value = bag_sum(index6, self.rows, weights.reshape(bags, width * 6), self.fork_min_bags)
