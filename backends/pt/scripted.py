@@ -1,7 +1,10 @@
 """The TorchScript program inside a ``.pth`` file.
 
-TorchScript cannot compile dpmodel's array-API code, so this module, with
-:mod:`backends.pt.scripted_neighbor` (ghost atoms and neighbour list) and
+TorchScript cannot compile dpmodel's array-API code, so this module (the model: neighbour
+list, descriptor, fitting, autograd forces), with
+:mod:`backends.pt.scripted_neighbor` (ghost atoms and neighbour list),
+:mod:`backends.pt.scripted_descriptor` (the se_e2_r descriptor),
+:mod:`backends.pt.scripted_fitting` (the energy fitting),
 :mod:`backends.pt.scripted_net` (dense layers and nets) and
 :mod:`backends.pt.scripted_table` (compressed embedding nets), is the one native port in
 the backend, limited to what a deployed ``.pth`` needs: the forward pass of the energy
@@ -31,197 +34,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from backends.pt.scripted_net import ScriptNet, tensor_of
+from backends.pt.scripted_descriptor import ScriptDescriptor
+from backends.pt.scripted_fitting import ScriptFitting
+from backends.pt.scripted_net import tensor_of
 from backends.pt.scripted_neighbor import ScriptNeighborList, neighbor_types, take_rows
-from backends.pt.scripted_table import ScriptTable
-from dpmodel.descriptor import RES_RESCALE
 from dpmodel.pair_exclusion import pair_keep_table
-from dpmodel.precision import numpy_dtype
-from dpmodel.table import TabulatedEmbedding
-
-class ScriptSlotSum(torch.nn.Module):
-    """An embedding net summed over neighbour slots: (nf, nloc, nsel, 1) -> (nf, nloc, ng).
-
-    The net runs features first, on (features, slots) blocks (:class:`ScriptLayer`). The
-    skip term of the last layer is linear in its input, so it is added once to the sum
-    over slots instead of to every slot (one (ng, slots) pass less each way).
-    """
-
-    def __init__(self, net) -> None:
-        super().__init__()
-        layers = ScriptNet(net, features_first=True).layers
-        self.body = torch.nn.ModuleList([layers[i] for i in range(len(layers) - 1)])
-        self.head = layers[len(layers) - 1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nf, nloc, width = x.shape[0], x.shape[1], x.shape[2]
-        rows = nf * nloc
-        # slots ordered (slot, row): the sums over slots reduce a middle axis, so their broadcast
-        # gradients keep the contiguous layout (a last axis of stride 0 made the backward copy)
-        h = x.reshape(rows, width).t().reshape(1, width * rows)
-        for layer in self.body:
-            h = layer(h)
-        z = self.head.linear(h)
-        total = torch.sum(self.head.activate(z.reshape(z.shape[0], width, rows)), dim=1)
-        total = self.head.add_skip(total, torch.sum(h.reshape(h.shape[0], width, rows), dim=1))  # (ng, rows)
-        return total.t().reshape(nf, nloc, total.shape[0])
-
-
-def _embedding(net, table: TabulatedEmbedding | None) -> torch.nn.Module:
-    """What embeds one neighbour type, as dpmodel ``DescrptSeR.embedding``: its table if any, else the net.
-
-    Both return the sum over the type's slots, (nf, nloc, ng).
-    """
-    return ScriptSlotSum(net) if table is None else ScriptTable(table)
-
-
-class ScriptDescriptor(torch.nn.Module):
-    """dpmodel ``DescrptSeR.forward_pairs`` (``type_one_side``) for TorchScript; tables where compressed."""
-
-    sections: List[int]
-
-    def __init__(self, desc) -> None:
-        super().__init__()
-        self.rcut, self.rcut_smth, self.protection = desc.rcut, desc.rcut_smth, desc.env_protection
-        self.ntypes, self.nnei = desc.ntypes, desc.nnei
-        self.sections = [int(s) for s in np.cumsum([0, *desc.sel])]
-        self.scale = RES_RESCALE / desc.nnei
-        self.register_buffer("davg", tensor_of(desc.davg))
-        self.register_buffer("dstd", tensor_of(desc.dstd))
-        pairs = desc.exclude_types if desc.type_one_side else []
-        self.register_buffer("exclude", torch.from_numpy(pair_keep_table(desc.ntypes, pairs, desc.davg.dtype)))
-        self.has_exclusions = len(pairs) > 0
-        tables = desc.tables or [None] * len(desc.embeddings.networks)
-        keys = [(t,) for t in range(desc.ntypes)]
-        self.embeddings = torch.nn.ModuleList([_embedding(desc.embeddings[key], tables[desc.embeddings.flat_index(key)])
-                                               for key in keys])
-        self.register_buffer("padding_tails", self.tabulate_padding())
-
-    def tabulate_padding(self) -> torch.Tensor:
-        """Embedding of the padding slots a trimmed list drops, summed, for every trimmed width.
-
-        A padding slot has ``s = 0``, so :math:`\\hat s = -\\mathrm{davg}/\\mathrm{dstd}` of its centre type
-        and slot: a constant of the model. Row ``sections[t] + t + w`` holds, for neighbour type
-        ``t``, the sum of the embedding over slots ``w .. sel[t] - 1`` of its block for each centre
-        type, (ntypes, ng), evaluated here once by the program's own modules (zero for ``w = sel[t]``).
-        """
-        rows: List[torch.Tensor] = []
-        with torch.no_grad():
-            for t, embed in enumerate(self.embeddings):
-                first, stop = self.sections[t], self.sections[t + 1]
-                padding = -self.davg[:, first:stop, 0] / self.dstd[:, first:stop, 0]  # (ntypes, sel[t])
-                rows.extend(embed(padding[None, :, w:, None])[0] for w in range(stop - first + 1))
-        return torch.stack(rows)  # (sum(sel) + ntypes, ntypes, ng)
-
-    def forward(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor,
-                widths: List[int]) -> torch.Tensor:
-        """Descriptor (nf, nloc, ng), float64, of pair displacements ``diff`` (nf, nloc, sum(widths), 3).
-
-        ``atype`` (nf, nloc) centre types, ``ntype`` (nf, nloc, sum(widths)) neighbour types with
-        ``ntypes`` in padding slots (read only with type-pair exclusions), ``real``
-        (nf, nloc, sum(widths)) true for real neighbours.
-        The list holds the first ``widths[t]`` slots of each type block (dpmodel's
-        ``trim_neighbor_list``); the embedding of the dropped padding slots is added back.
-        """
-        nf, nloc, nkept = atype.shape[0], atype.shape[1], diff.shape[2]
-        diff = diff.to(self.davg.dtype)
-        realf = real.to(diff.dtype)
-        r = torch.sqrt(torch.sum(diff * diff, dim=-1) + (1.0 - realf))
-        u = (r - self.rcut_smth) / (self.rcut - self.rcut_smth)
-        inside = (u > 0.0) & (u < 1.0)
-        uc = torch.where(inside, u, torch.zeros_like(u))
-        poly = 1.0 + uc**3 * (-6.0 * uc**2 + 15.0 * uc - 10.0)
-        w = torch.where(u <= 0.0, torch.ones_like(r), torch.where(u >= 1.0, torch.zeros_like(r), poly))
-        s = w / (r + self.protection) * realf
-        slots = self.kept_slots(widths, diff.device)
-        davg = torch.index_select(self.davg[:, :, 0], 1, slots)
-        dstd = torch.index_select(self.dstd[:, :, 0], 1, slots)
-        flat = atype.reshape(-1)
-        mean = torch.index_select(davg, 0, flat).reshape(nf, nloc, nkept)
-        std = torch.index_select(dstd, 0, flat).reshape(nf, nloc, nkept)
-        s_hat = (s - mean) / std
-        if self.has_exclusions:
-            pair = atype[:, :, None] * (self.ntypes + 1) + ntype
-            s_hat = s_hat * torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
-        total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
-        start = 0
-        for tj, embed in enumerate(self.embeddings):
-            value = embed(s_hat[:, :, start:start + widths[tj], None])
-            start += widths[tj]
-            if widths[tj] < self.sections[tj + 1] - self.sections[tj]:  # the dropped padding slots (mask 1)
-                per_type = self.padding_tails[self.sections[tj] + tj + widths[tj]]  # (ntypes, ng)
-                value = value + torch.index_select(per_type, 0, flat).reshape(nf, nloc, -1)
-            total = value if tj == 0 else total + value
-        return (total * self.scale).to(torch.float64)
-
-    def kept_slots(self, widths: List[int], device: torch.device) -> torch.Tensor:
-        """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""
-        parts = [torch.arange(self.sections[t], self.sections[t] + widths[t], dtype=torch.int64, device=device)
-                 for t in range(self.ntypes)]
-        return torch.cat(parts)
-
-
-class ScriptFitting(torch.nn.Module):
-    """dpmodel ``EnergyFitting.call`` for TorchScript."""
-
-    exclude_types: List[int]
-
-    def __init__(self, fitting) -> None:
-        super().__init__()
-        dtype = numpy_dtype(fitting.precision)
-        self.ntypes, self.dim_descrpt = fitting.ntypes, fitting.dim_descrpt
-        self.numb_fparam, self.numb_aparam = fitting.numb_fparam, fitting.numb_aparam
-        self.use_aparam = fitting.numb_aparam > 0 and not fitting.use_aparam_as_mask
-        self.mixed_types = fitting.mixed_types
-        self.exclude_types = [int(t) for t in fitting.exclude_types]
-        self.has_default_fparam = fitting.default_fparam is not None
-        empty = np.zeros(0, dtype)
-        self.register_buffer("dtype_probe", torch.from_numpy(empty))
-        self.register_buffer("fparam_avg", tensor_of(fitting.fparam_avg if fitting.numb_fparam else empty))
-        self.register_buffer("fparam_inv_std", tensor_of(fitting.fparam_inv_std if fitting.numb_fparam else empty))
-        self.register_buffer("aparam_avg", tensor_of(fitting.aparam_avg if fitting.numb_aparam else empty))
-        self.register_buffer("aparam_inv_std", tensor_of(fitting.aparam_inv_std if fitting.numb_aparam else empty))
-        default = np.zeros(fitting.numb_fparam) if fitting.default_fparam is None else fitting.default_fparam
-        self.register_buffer("default_fparam", torch.from_numpy(np.asarray(default, dtype=np.float64).reshape(-1)))
-        self.register_buffer("bias_atom_e", tensor_of(np.asarray(fitting.bias_atom_e, dtype=np.float64)))
-        keys = [()] if fitting.mixed_types else [(t,) for t in range(fitting.ntypes)]
-        self.nets = torch.nn.ModuleList([ScriptNet(fitting.nets[key]) for key in keys])
-
-    def forward(self, descriptor: torch.Tensor, atype: torch.Tensor, fparam: Optional[torch.Tensor],
-                aparam: Optional[torch.Tensor]) -> torch.Tensor:
-        """Atomic energies (nf, nloc, 1), float64."""
-        nf, nloc = atype.shape[0], atype.shape[1]
-        dtype = self.dtype_probe.dtype
-        parts = [descriptor.to(dtype)]
-        if self.numb_fparam > 0:
-            if fparam is None:
-                if not self.has_default_fparam:
-                    raise RuntimeError("this model needs fparam of shape (nframes, numb_fparam); none was given")
-                fparam = self.default_fparam.to(descriptor.device)[None, :].expand(nf, self.numb_fparam)
-            assert fparam is not None
-            f = (fparam.reshape(nf, self.numb_fparam).to(dtype) - self.fparam_avg) * self.fparam_inv_std
-            parts.append(f[:, None, :].expand(nf, nloc, self.numb_fparam))
-        if self.use_aparam:
-            if aparam is None:
-                raise RuntimeError("this model needs aparam of shape (nframes, natoms, numb_aparam); none was given")
-            a = aparam.reshape(nf, nloc, self.numb_aparam).to(dtype)
-            parts.append((a - self.aparam_avg) * self.aparam_inv_std)
-        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        if self.mixed_types:
-            energy = self.nets[0](x)
-        else:  # each type's net on its own atoms only
-            flat_type, rows = atype.reshape(-1), x.reshape(nf * nloc, -1)
-            energy = torch.zeros([nf * nloc, 1], dtype=dtype, device=x.device)
-            for t, net in enumerate(self.nets):
-                index = torch.nonzero(flat_type == t)[:, 0]
-                energy = energy.index_copy(0, index, net(torch.index_select(rows, 0, index)))
-            energy = energy.reshape(nf, nloc, 1)
-        bias = torch.index_select(self.bias_atom_e, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
-        energy = energy.to(torch.float64) + bias
-        keep = torch.ones_like(atype, dtype=torch.bool)
-        for t in self.exclude_types:
-            keep = keep & (atype != t)
-        return energy * keep.to(torch.float64)[:, :, None]
 
 
 #: neighbour slots (frames x local atoms x kept slots) from which a compressed program
