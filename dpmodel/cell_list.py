@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dpmodel.host_threads import thread_map
+
 try:
     from scipy.spatial import cKDTree
     from scipy.spatial.distance import cdist
@@ -143,15 +145,20 @@ def build_neighbor_list_cells(coord_ext: np.ndarray, atype_ext: np.ndarray, nloc
     Returns
     -------
     nlist : shape (nf, nloc, sum(sel)), int64
+
+    Frames are searched on :func:`dpmodel.host_threads.thread_map`'s threads.
     """
     coord_ext = np.asarray(coord_ext)
     atype_ext = np.asarray(atype_ext)
     nf = coord_ext.shape[0]
-    nlist = np.full((nf, nloc, sum(sel)), -1, dtype=np.int64)
-    for f in range(nf):
+
+    def frame_list(f: int) -> np.ndarray:
         i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut, search)
-        nlist[f] = typed_rows(i, j, dist, atype_ext[f], nloc, sel)
-    return nlist
+        return typed_rows(i, j, dist, atype_ext[f], nloc, sel)
+
+    if nf == 0:
+        return np.full((0, nloc, sum(sel)), -1, dtype=np.int64)
+    return np.stack(thread_map(frame_list, range(nf)))
 
 
 def typed_rows(i: np.ndarray, j: np.ndarray, dist: np.ndarray, atype: np.ndarray, nloc: int,

@@ -16,6 +16,7 @@ import numpy as np
 
 from dpmodel.cell_list import frame_pairs
 from dpmodel.data import DeepmdSystem
+from dpmodel.host_threads import thread_map
 from dpmodel.neighbor import extend_coord_with_ghosts
 from dpmodel.region import face_distances, to_fractional, wrap_coord
 
@@ -112,12 +113,15 @@ def _pair_stats(coord_ext, atype_ext, mapping, nloc: int, rcut: float, ntypes: i
     nf = coord_ext.shape[0]
     counts = np.zeros((nf, nloc, ntypes), dtype=np.int64)
     dmin, imin, jmin = np.full(nf, np.inf), np.zeros(nf, np.int64), np.zeros(nf, np.int64)
-    for f in range(nf):
+
+    def frame_stats(f: int) -> None:
         i, j, dist = frame_pairs(coord_ext[f], atype_ext[f], nloc, rcut)
-        np.add.at(counts[f], (i, atype_ext[f][j]), 1)
+        counts[f] = np.bincount(i * ntypes + atype_ext[f][j], minlength=nloc * ntypes).reshape(nloc, ntypes)
         if dist.size:
             k = int(dist.argmin())
             dmin[f], imin[f], jmin[f] = dist[k], i[k], mapping[f, j[k]]
+
+    thread_map(frame_stats, range(nf))  # each frame writes its own rows
     return counts, dmin, imin, jmin
 
 
