@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io as _io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -183,14 +184,16 @@ class Evaluator:
         atype = np.asarray(atype, dtype=np.int64)
         box = None if box is None else np.asarray(box, dtype=np.float64)
         fparam, aparam = self._tensor(fparam), self._tensor(aparam)
-        if self.program is not None and (self.program_max_atoms is None or atype.shape[-1] <= self.program_max_atoms):
-            out = self.program(self._tensor(coord), self._tensor(atype, torch.int64), self._tensor(box),
-                               fparam, aparam, atomic)
-        else:
-            ext = neighbor_data(coord, atype, box, self.model.get_rcut(), self.model.get_sel())
-            coord_ext, atype_ext, mapping, nlist = (self._tensor(a, t) for a, t in
-                                                    zip(ext, (torch.float64, torch.int64, torch.int64, torch.int64)))
-            out = evaluate_lower(self.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic)
+        with warnings.catch_warnings():  # a compressed model's CSR products: PyTorch's beta notice
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+            if self.program is not None and (self.program_max_atoms is None or atype.shape[-1] <= self.program_max_atoms):
+                out = self.program(self._tensor(coord), self._tensor(atype, torch.int64), self._tensor(box),
+                                   fparam, aparam, atomic)
+            else:
+                ext = neighbor_data(coord, atype, box, self.model.get_rcut(), self.model.get_sel())
+                coord_ext, atype_ext, mapping, nlist = (self._tensor(a, t) for a, t in
+                                                        zip(ext, (torch.float64, torch.int64, torch.int64, torch.int64)))
+                out = evaluate_lower(self.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic)
         keys = ["energy", "force", "virial", "atom_energy"] + (["atom_virial"] if atomic else [])
         return {key: out[key].detach().cpu().numpy() for key in keys}
 

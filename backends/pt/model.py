@@ -12,8 +12,9 @@ from typing import Any
 import array_api_compat
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
-from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum
+from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum, csr_row_sum, row_dots
 from dpmodel import xp as dpxp
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import neighbor_data
@@ -25,10 +26,29 @@ def segment_sum(values: torch.Tensor, segment: torch.Tensor, nseg: int) -> torch
     return out.index_add(0, segment, values)
 
 
+class _TableRowSum(torch.autograd.Function):
+    """:func:`backends.pt.bag_sum.csr_row_sum`, with :func:`~backends.pt.bag_sum.row_dots` as its gradient in
+    the weights (first derivatives only)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(table, index)
+        return csr_row_sum(index, table, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        table, index = ctx.saved_tensors
+        return None, None, row_dots(grad, table, index)
+
+
 def weighted_row_sum(table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Native sparse product (``embedding_bag``, one bag per row of ``index``; :func:`backends.pt.bag_sum.bag_sum`)
-    for :func:`dpmodel.xp.weighted_row_sum`."""
-    return bag_sum(index, table, weight, FORK_MIN_BAGS)
+    """Native sparse product for :func:`dpmodel.xp.weighted_row_sum`: a CSR product, differentiable once in
+    ``weight`` (:class:`_TableRowSum`); ``embedding_bag`` (:func:`backends.pt.bag_sum.bag_sum`) when the table
+    itself requires grad."""
+    if table.requires_grad:
+        return bag_sum(index, table, weight, FORK_MIN_BAGS)
+    return _TableRowSum.apply(table, index, weight)
 
 
 dpxp.register_segment_sum(array_api_compat.is_torch_namespace, segment_sum)

@@ -41,23 +41,14 @@ from backends.pt.scripted_neighbor import ScriptNeighborList, neighbor_types, ta
 from dpmodel.pair_exclusion import pair_keep_table
 
 
-#: neighbour slots (frames x local atoms x kept slots) from which a compressed program
-#: evaluates two halves of its atoms on two threads
-SPLIT_MIN_SLOTS = 4096
-
-
 class ScriptModel(torch.nn.Module):
     """dpmodel ``EnergyModel`` (all-pairs neighbour list, autograd forces) for TorchScript.
 
-    A compressed model (``split_atoms``) with at least :data:`SPLIT_MIN_SLOTS` neighbour slots
-    evaluates two halves of its atoms, energies and autograd pair gradients, on two threads
-    (``torch.jit.fork``; autograd runs a CPU backward pass on the thread that asks for it). Its
-    table sums and small element-wise operations otherwise keep one core busy: a
-    compressed 192-atom water frame with ``[25, 50, 100]`` nets took the same time on one
-    intra-op thread as on two (33.5 and 31.7 ms), and 10 to 16 % less split. The split
-    gained from 5760 slots (27 % at 9600) and lost below 2500 (10 % at 2496). Plain models
-    are not split: their matrix products already use both cores, and the split slowed one
-    frame of the ``[5, 10, 20]`` water model by 10 %.
+    A compressed model sums its tables outside autograd (:meth:`table_energy_and_pair_grad`):
+    a sparse (CSR) product forward and the dot products of table rows backward, both on every
+    intra-op thread, where ``embedding_bag`` of float64 tables runs on one thread and takes
+    about 40 ns per weighted row. A compressed 192-atom water frame with ``[25, 50, 100]``
+    nets took 21.0 instead of 23.9 ms (the plain one 39.4 ms), paired in one process.
     """
 
     sel: List[int]
@@ -77,7 +68,6 @@ class ScriptModel(torch.nn.Module):
         self.register_buffer("out_bias", tensor_of(np.asarray(model.out_bias[0, :, 0], dtype=np.float64)))
         self.neighbors = ScriptNeighborList(desc.rcut, desc.sel, desc.ntypes)
         self.descriptor = ScriptDescriptor(desc)
-        self.split_atoms, self.split_min_slots = bool(desc.tables), SPLIT_MIN_SLOTS
         self.fitting = ScriptFitting(model.fitting)
 
     @torch.jit.export
@@ -148,11 +138,7 @@ class ScriptModel(torch.nn.Module):
         for t in self.atom_exclude_types:
             mask = mask & (atype_loc != t)
         keep = mask.to(torch.float64)[:, :, None]
-        if self.split_atoms and nloc > 1 and nf * nloc * nnei >= self.split_min_slots:
-            atom_energy, pair_grad = self.halves_energy_and_pair_grad(diff, atype, ntype, real, widths, fparam,
-                                                                      aparam, keep)
-        else:
-            atom_energy, pair_grad = self.energy_and_pair_grad(diff, atype, ntype, real, widths, fparam, aparam, keep)
+        atom_energy, pair_grad = self.energy_and_pair_grad(diff, atype, ntype, real, widths, fparam, aparam, keep)
         energy = torch.sum(atom_energy, dim=1)
         owner = take_rows(mapping.to(torch.int64)[:, :, None], safe.reshape(nf, nloc * nnei)).reshape(-1)
         segment = owner + (torch.arange(nf, dtype=torch.int64, device=owner.device) * nloc).repeat_interleave(nloc * nnei)
@@ -175,35 +161,49 @@ class ScriptModel(torch.nn.Module):
                              keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""Atomic energies (nf, n, 1) of ``n`` centres from their pair displacements ``diff`` (nf, n, nnei, 3),
         and :math:`\partial E/\partial\mathbf d_{ij}` (nf, n, nnei, 3); ``keep`` (nf, n, 1) is 1 for counted atoms."""
-        nf, nloc = atype.shape[0], atype.shape[1]
         diff = diff.detach().requires_grad_(True)
+        if self.descriptor.compressed:
+            return self.table_energy_and_pair_grad(diff, atype, ntype, real, widths, fparam, aparam, keep)
         descriptor = self.descriptor(diff, atype, ntype, real, widths)
-        atom_energy = self.fitting(descriptor, atype, fparam, aparam)
-        bias = torch.index_select(self.out_bias, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
-        atom_energy = (atom_energy + bias) * keep
+        atom_energy = self.atom_energy(descriptor, atype, fparam, aparam, keep)
         grads = torch.autograd.grad([torch.sum(atom_energy)], [diff])
         pair_grad = grads[0]
         assert pair_grad is not None
         return atom_energy.detach(), pair_grad
 
-    def halves_energy_and_pair_grad(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor,
-                                    real: torch.Tensor, widths: List[int], fparam: Optional[torch.Tensor],
-                                    aparam: Optional[torch.Tensor], keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`energy_and_pair_grad` of the second half of the centres on a forked thread, of the first here."""
+    def atom_energy(self, descriptor: torch.Tensor, atype: torch.Tensor, fparam: Optional[torch.Tensor],
+                    aparam: Optional[torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+        """Atomic energies (nf, n, 1) of the descriptor (nf, n, ng): fitting, output bias, ``keep``."""
         nf, nloc = atype.shape[0], atype.shape[1]
-        half = nloc // 2
-        first_aparam: Optional[torch.Tensor] = None
-        second_aparam: Optional[torch.Tensor] = None
-        if aparam is not None:
-            per_atom = aparam.reshape(nf, nloc, -1)
-            first_aparam, second_aparam = per_atom[:, :half], per_atom[:, half:]
-        second = torch.jit.fork(self.energy_and_pair_grad, diff[:, half:], atype[:, half:], ntype[:, half:],
-                                real[:, half:], widths, fparam, second_aparam, keep[:, half:])
-        first_energy, first_grad = self.energy_and_pair_grad(diff[:, :half], atype[:, :half], ntype[:, :half],
-                                                             real[:, :half], widths, fparam, first_aparam,
-                                                             keep[:, :half])
-        second_energy, second_grad = torch.jit.wait(second)
-        return torch.cat([first_energy, second_energy], 1), torch.cat([first_grad, second_grad], 1)
+        bias = torch.index_select(self.out_bias, 0, atype.reshape(-1)).reshape(nf, nloc, 1)
+        return (self.fitting(descriptor, atype, fparam, aparam) + bias) * keep
+
+    def table_energy_and_pair_grad(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor,
+                                   real: torch.Tensor, widths: List[int], fparam: Optional[torch.Tensor],
+                                   aparam: Optional[torch.Tensor], keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`energy_and_pair_grad` of a compressed model, whose table sums autograd does not see.
+
+        Autograd runs three times over short pieces: the fitting gives the descriptor's gradient,
+        the tables turn it into the gradients of their weights (dot products of table rows), and
+        autograd carries those back through the weights to ``diff`` (which requires grad).
+        """
+        s_hat = self.descriptor.normalized(diff, atype, ntype, real, widths)
+        descriptor, indices, weights = self.descriptor.table_sums(s_hat, widths, atype)
+        descriptor = descriptor.requires_grad_(True)
+        atom_energy = self.atom_energy(descriptor, atype, fparam, aparam, keep)
+        descriptor_grad = torch.autograd.grad([torch.sum(atom_energy)], [descriptor])[0]
+        assert descriptor_grad is not None
+        weight_grads = self.descriptor.table_weight_grads(descriptor_grad, indices)
+        outputs: List[torch.Tensor] = []
+        grad_outputs: List[Optional[torch.Tensor]] = []
+        for tj in range(len(weights)):  # the varying weights (m >= 1) of each table
+            weight = weights[tj]
+            outputs.append(weight.reshape(weight.shape[0], -1, 6)[:, :, 1:])
+            grad_outputs.append(weight_grads[tj])
+        pair_grad = torch.autograd.grad(outputs, [diff], grad_outputs, allow_unused=True)[0]
+        if pair_grad is None:  # no neighbour anywhere
+            pair_grad = torch.zeros_like(diff)
+        return atom_energy.detach(), pair_grad
 
 
 def trimmed_widths(nlist: torch.Tensor, sel: List[int]) -> List[int]:

@@ -6,7 +6,7 @@ neighbour type either the embedding net summed over slots (:class:`ScriptSlotSum
 table (:class:`backends.pt.scripted_table.ScriptTable`).
 """
 
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -74,6 +74,9 @@ class ScriptDescriptor(torch.nn.Module):
         keys = [(t,) for t in range(desc.ntypes)]
         self.embeddings = torch.nn.ModuleList([_embedding(desc.embeddings[key], tables[desc.embeddings.flat_index(key)])
                                                for key in keys])
+        # the same modules again when compressed (stored once), for the table-only methods
+        self.tables = torch.nn.ModuleList([e for e in self.embeddings if isinstance(e, ScriptTable)])
+        self.compressed = len(self.tables) == len(self.embeddings)
         self.register_buffer("padding_tails", self.tabulate_padding())
 
     def tabulate_padding(self) -> torch.Tensor:
@@ -102,6 +105,18 @@ class ScriptDescriptor(torch.nn.Module):
         The list holds the first ``widths[t]`` slots of each type block (dpmodel's
         ``trim_neighbor_list``); the embedding of the dropped padding slots is added back.
         """
+        s_hat = self.normalized(diff, atype, ntype, real, widths)
+        total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
+        start = 0
+        for tj, embed in enumerate(self.embeddings):
+            value = embed(s_hat[:, :, start:start + widths[tj], None]) + self.padding_tail(tj, widths, atype)
+            start += widths[tj]
+            total = value if tj == 0 else total + value
+        return (total * self.scale).to(torch.float64)
+
+    def normalized(self, diff: torch.Tensor, atype: torch.Tensor, ntype: torch.Tensor, real: torch.Tensor,
+                   widths: List[int]) -> torch.Tensor:
+        r"""Normalised environment :math:`\hat s` (nf, nloc, sum(widths)) in the descriptor dtype (arguments of :meth:`forward`)."""
         nf, nloc, nkept = atype.shape[0], atype.shape[1], diff.shape[2]
         diff = diff.to(self.davg.dtype)
         realf = real.to(diff.dtype)
@@ -122,16 +137,42 @@ class ScriptDescriptor(torch.nn.Module):
         if self.has_exclusions:
             pair = atype[:, :, None] * (self.ntypes + 1) + ntype
             s_hat = s_hat * torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
+        return s_hat
+
+    def padding_tail(self, tj: int, widths: List[int], atype: torch.Tensor) -> torch.Tensor:
+        """Summed embedding of the padding slots of neighbour type ``tj`` that a trimmed list drops:
+        (nf, nloc, ng), or a scalar zero when none is dropped."""
+        if widths[tj] == self.sections[tj + 1] - self.sections[tj]:
+            return torch.zeros(1, dtype=self.davg.dtype, device=atype.device)
+        per_type = self.padding_tails[self.sections[tj] + tj + widths[tj]]  # (ntypes, ng)
+        return torch.index_select(per_type, 0, atype.reshape(-1)).reshape(atype.shape[0], atype.shape[1], -1)
+
+    def table_sums(self, s_hat: torch.Tensor, widths: List[int],
+                   atype: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+        """A compressed model's descriptor (nf, nloc, ng), float64, from :meth:`normalized`, without autograd,
+        and per neighbour type the table rows and weights of its sum (:meth:`ScriptTable.terms`), the weights
+        differentiable in ``s_hat``; :meth:`table_weight_grads` continues the gradient."""
+        nf, nloc = atype.shape[0], atype.shape[1]
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
+        indices: List[torch.Tensor] = []
+        weights: List[torch.Tensor] = []
         start = 0
-        for tj, embed in enumerate(self.embeddings):
-            value = embed(s_hat[:, :, start:start + widths[tj], None])
+        for tj, table in enumerate(self.tables):
+            index, weight = table.terms(s_hat[:, :, start:start + widths[tj], None])
             start += widths[tj]
-            if widths[tj] < self.sections[tj + 1] - self.sections[tj]:  # the dropped padding slots (mask 1)
-                per_type = self.padding_tails[self.sections[tj] + tj + widths[tj]]  # (ntypes, ng)
-                value = value + torch.index_select(per_type, 0, flat).reshape(nf, nloc, -1)
+            value = table.row_sums(index, weight.detach()).reshape(nf, nloc, -1) + self.padding_tail(tj, widths, atype)
             total = value if tj == 0 else total + value
-        return (total * self.scale).to(torch.float64)
+            indices.append(index)
+            weights.append(weight)
+        return (total * self.scale).to(torch.float64), indices, weights
+
+    def table_weight_grads(self, grad: torch.Tensor, indices: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Gradients of the weights of :meth:`table_sums` from the descriptor's gradient ``grad`` (nf, nloc, ng)."""
+        rows = (grad * self.scale).reshape(grad.shape[0] * grad.shape[1], grad.shape[2])
+        grads: List[torch.Tensor] = []
+        for tj, table in enumerate(self.tables):
+            grads.append(table.weight_grads(rows, indices[tj]))
+        return grads
 
     def kept_slots(self, widths: List[int], device: torch.device) -> torch.Tensor:
         """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""

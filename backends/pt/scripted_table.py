@@ -20,24 +20,27 @@ The continuation terms are formed only when some input lies outside the table; i
 they and their derivatives are zero (about 1 ms of a compressed 192-atom water frame).
 
 The descriptor needs only the sum of :math:`\mathcal G` over the neighbour slots of an atom,
-and that sum is linear in the coefficients, so it is one ``embedding_bag``: the table as
-(6 nspline, ng) rows (row :math:`6k + m` holds :math:`a_{km}` of every channel), six indices
-:math:`6k + m` per slot weighted by :math:`\delta^m`, one bag per atom. No (pairs, 6, ng)
-block of coefficients is gathered, and the backward pass gives each slot the dot product
-of the incoming gradient with its rows. For the water model's ``[5, 10, 20]`` net (4 frames
-of 192 atoms, 138 slots, CPU, float64, one thread) value and gradient took about 2 to 3
-times less time than the net's; gathering (pairs, 6 ng) coefficient rows and running
-Horner's scheme took longer than the net.
+and that sum is linear in the coefficients: the table as (6 nspline, ng) rows (row
+:math:`6k + m` holds :math:`a_{km}` of every channel), six indices :math:`6k + m` per slot
+weighted by :math:`\delta^m` (:meth:`ScriptTable.terms`), one sparse row per atom. No
+(pairs, 6, ng) block of coefficients is gathered. A compressed program sums the rows by a
+CSR product outside autograd (:meth:`ScriptTable.row_sums`) and forms their gradient as the
+dot products of the incoming gradient with the rows of the varying weights
+(:meth:`ScriptTable.weight_grads`, :mod:`backends.pt.bag_sum`); autograd carries those back
+through the weights (:meth:`backends.pt.scripted.ScriptModel.table_energy_and_pair_grad`).
+:meth:`ScriptTable.forward`, differentiable, sums by ``embedding_bag``.
 
 Not ported: DeePMD-kit's overflow check (``check_frequency``, which counts inputs outside
 :math:`[l, e\,u)` and logs a warning). The program evaluates those inputs with the same
 linear continuation as dpmodel, silently.
 """
 
+from typing import Tuple
+
 import numpy as np
 import torch
 
-from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum
+from backends.pt.bag_sum import FORK_MIN_BAGS, bag_sum, csr_row_sum, row_dots
 from dpmodel.table import TabulatedEmbedding
 
 
@@ -75,9 +78,17 @@ class ScriptTable(torch.nn.Module):
 
         ``x`` in the table dtype (units of :math:`\\hat s`); differentiable in ``x``.
         """
-        nf, nloc, width = x.shape[0], x.shape[1], x.shape[2]
-        if width == 0:
+        nf, nloc = x.shape[0], x.shape[1]
+        index, weights = self.terms(x)
+        if index.shape[1] == 0:
             return torch.zeros([nf, nloc, self.ng], dtype=x.dtype, device=x.device)
+        return bag_sum(index, self.rows, weights, self.fork_min_bags).reshape(nf, nloc, self.ng)
+
+    def terms(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Rows and weights of the sum over slots of ``x`` (nf, nloc, nsel, 1), one bag per atom:
+        ``index`` (nf nloc, 6 nsel) int64 and ``weights`` (nf nloc, 6 nsel), differentiable in ``x``."""
+        nf, nloc, width = x.shape[0], x.shape[1], x.shape[2]
+        bags = nf * nloc
         flat = x.reshape(-1)
         inside = torch.clamp(flat, self.lower, self.bound)
         fine = torch.floor((inside - self.lower) / self.stride1)
@@ -96,7 +107,21 @@ class ScriptTable(torch.nn.Module):
             beyond = flat - inside  # zero inside, with zero derivative there
             slopes = torch.stack([torch.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)], dim=-1)
             weights = weights + slopes * beyond[:, None]
-        bags = nf * nloc
         index6 = (row[:, None] * 6 + self.powers).reshape(bags, width * 6)
-        value = bag_sum(index6, self.rows, weights.reshape(bags, width * 6), self.fork_min_bags)
-        return value.reshape(nf, nloc, self.ng)
+        return index6, weights.reshape(bags, width * 6)
+
+    def row_sums(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``out[a] = sum_l weights[a, l] rows[index[a, l]]``, (bags, ng), one CSR product
+        (:func:`backends.pt.bag_sum.csr_row_sum`); not differentiable: :meth:`weight_grads` gives the gradient."""
+        return csr_row_sum(index, self.rows, weights)
+
+    def weight_grads(self, grad: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``grad[a] . rows[index[a, 6 j + m]]`` for ``m >= 1``: the gradient of :meth:`row_sums` with respect to
+        the weights that vary, for ``grad`` (bags, ng); (bags, nsel, 5).
+
+        The ``m = 0`` weights are 1 everywhere (slope 0 in the continuation), so their dot products,
+        a sixth of the work, are never needed.
+        """
+        bags, width = index.shape[0], index.shape[1] // 6
+        varying = index.reshape(bags, width, 6)[:, :, 1:].reshape(bags, width * 5)
+        return row_dots(grad, self.rows, varying).reshape(bags, width, 5)

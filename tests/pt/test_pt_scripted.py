@@ -176,19 +176,20 @@ def test_program_runs_the_nets_without_a_table():
 
 
 @pytest.mark.parametrize("case", ["fparam_aparam", "atom_exclude", "pair_exclude", "exclude_types"])
-def test_compressed_program_split_over_two_threads_matches_dpmodel(case):
-    """The two halves of the atoms (``split_min_slots`` lowered to reach a 13-atom system, an odd
-    count) give dpmodel's compressed outputs, per-atom ones included, as the unsplit program does."""
+def test_compressed_program_sums_tables_outside_autograd(case):
+    """The table sums of a compressed program (CSR product forward, row dot products backward)
+    give dpmodel's compressed outputs, per-atom ones included, and the outputs of the same
+    program with autograd through ``embedding_bag`` sums."""
     model, system, fparam, aparam = build(case, "triclinic", natoms=13)
     compressed = EnergyModel.deserialize(compress_model_dict(model.serialize(), 0.5, step=0.01, extrapolate=5))
     expected = compressed.call(system.coord, system.atype, system.box, fparam, aparam, do_atomic_virial=True)
     program = script_model(compressed)
-    assert program.split_atoms and not script_model(model).split_atoms
+    assert program.descriptor.compressed and not script_model(model).descriptor.compressed
     inputs = (tensor(system.coord), tensor(system.atype, torch.int64), tensor(system.box), tensor(fparam),
               tensor(aparam), True)
-    program.split_min_slots = 1_000_000_000
-    whole = program(*inputs)
-    program.split_min_slots = 1
-    compare_outputs(program(*inputs), expected, 1e-10)
-    for key, value in whole.items():
-        np.testing.assert_allclose(program(*inputs)[key].numpy(), value.numpy(), rtol=1e-13, atol=1e-13, err_msg=key)
+    outside = program(*inputs)
+    compare_outputs(outside, expected, 1e-10)
+    program.descriptor.compressed = False  # autograd through the differentiable table sums
+    through = program(*inputs)
+    for key, value in through.items():
+        np.testing.assert_allclose(outside[key].numpy(), value.numpy(), rtol=1e-12, atol=1e-12, err_msg=key)
