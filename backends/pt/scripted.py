@@ -183,25 +183,20 @@ class ScriptModel(torch.nn.Module):
                                    aparam: Optional[torch.Tensor], keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """:meth:`energy_and_pair_grad` of a compressed model, whose table sums autograd does not see.
 
-        Autograd runs three times over short pieces: the fitting gives the descriptor's gradient,
-        the tables turn it into the gradients of their weights (dot products of table rows), and
-        autograd carries those back through the weights to ``diff`` (which requires grad).
+        Autograd runs twice over short pieces: through the fitting for the descriptor's gradient,
+        which the tables turn into the gradient of every slot's normalised input (dot products of
+        table rows and the polynomials' slopes), and from those inputs back to ``diff``.
         """
         s_hat = self.descriptor.normalized(diff, atype, ntype, real, widths)
-        descriptor, indices, weights = self.descriptor.table_sums(s_hat, widths, atype)
+        descriptor, indices, offsets = self.descriptor.table_sums(s_hat.detach(), widths, atype)
         descriptor = descriptor.requires_grad_(True)
         atom_energy = self.atom_energy(descriptor, atype, fparam, aparam, keep)
         descriptor_grad = torch.autograd.grad([torch.sum(atom_energy)], [descriptor])[0]
         assert descriptor_grad is not None
-        weight_grads = self.descriptor.table_weight_grads(descriptor_grad, indices)
-        outputs: List[torch.Tensor] = []
-        grad_outputs: List[Optional[torch.Tensor]] = []
-        for tj in range(len(weights)):  # the varying weights (m >= 1) of each table
-            weight = weights[tj]
-            outputs.append(weight.reshape(weight.shape[0], -1, 6)[:, :, 1:])
-            grad_outputs.append(weight_grads[tj])
-        pair_grad = torch.autograd.grad(outputs, [diff], grad_outputs, allow_unused=True)[0]
-        if pair_grad is None:  # no neighbour anywhere
+        slot_grad = self.descriptor.table_slot_grads(descriptor_grad, indices, offsets)
+        grads: List[Optional[torch.Tensor]] = [slot_grad.to(s_hat.dtype)]
+        pair_grad = torch.autograd.grad([s_hat], [diff], grads, allow_unused=True)[0]
+        if pair_grad is None:  # no neighbour slot at all
             pair_grad = torch.zeros_like(diff)
         return atom_energy.detach(), pair_grad
 

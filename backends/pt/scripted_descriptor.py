@@ -149,30 +149,33 @@ class ScriptDescriptor(torch.nn.Module):
 
     def table_sums(self, s_hat: torch.Tensor, widths: List[int],
                    atype: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
-        """A compressed model's descriptor (nf, nloc, ng), float64, from :meth:`normalized`, without autograd,
-        and per neighbour type the table rows and weights of its sum (:meth:`ScriptTable.terms`), the weights
-        differentiable in ``s_hat``; :meth:`table_weight_grads` continues the gradient."""
+        """A compressed model's descriptor (nf, nloc, ng), float64, from :meth:`normalized` (not differentiated),
+        and per neighbour type the table rows and knot offsets of its slots
+        (:meth:`ScriptTable.terms_and_offsets`), which :meth:`table_slot_grads` reads."""
         nf, nloc = atype.shape[0], atype.shape[1]
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
         indices: List[torch.Tensor] = []
-        weights: List[torch.Tensor] = []
+        offsets: List[torch.Tensor] = []
         start = 0
         for tj, table in enumerate(self.tables):
-            index, weight = table.terms(s_hat[:, :, start:start + widths[tj], None])
+            index, weight, offset = table.terms_and_offsets(s_hat[:, :, start:start + widths[tj], None])
             start += widths[tj]
-            value = table.row_sums(index, weight.detach()).reshape(nf, nloc, -1) + self.padding_tail(tj, widths, atype)
+            value = table.row_sums(index, weight).reshape(nf, nloc, -1) + self.padding_tail(tj, widths, atype)
             total = value if tj == 0 else total + value
             indices.append(index)
-            weights.append(weight)
-        return (total * self.scale).to(torch.float64), indices, weights
+            offsets.append(offset)
+        return (total * self.scale).to(torch.float64), indices, offsets
 
-    def table_weight_grads(self, grad: torch.Tensor, indices: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Gradients of the weights of :meth:`table_sums` from the descriptor's gradient ``grad`` (nf, nloc, ng)."""
-        rows = (grad * self.scale).reshape(grad.shape[0] * grad.shape[1], grad.shape[2])
-        grads: List[torch.Tensor] = []
+    def table_slot_grads(self, grad: torch.Tensor, indices: List[torch.Tensor],
+                         offsets: List[torch.Tensor]) -> torch.Tensor:
+        """Gradient (nf, nloc, sum(widths)) with respect to :meth:`normalized` of the descriptor of :meth:`table_sums`,
+        from the descriptor's gradient ``grad`` (nf, nloc, ng)."""
+        nf, nloc = grad.shape[0], grad.shape[1]
+        rows = (grad * self.scale).reshape(nf * nloc, grad.shape[2])
+        parts: List[torch.Tensor] = []
         for tj, table in enumerate(self.tables):
-            grads.append(table.weight_grads(rows, indices[tj]))
-        return grads
+            parts.append(table.slot_grads(rows, indices[tj], offsets[tj]).reshape(nf, nloc, -1))
+        return torch.cat(parts, dim=2)
 
     def kept_slots(self, widths: List[int], device: torch.device) -> torch.Tensor:
         """Slot indices of the full list kept by a trimmed one (the first ``widths[t]`` per block)."""

@@ -87,6 +87,11 @@ class ScriptTable(torch.nn.Module):
     def terms(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Rows and weights of the sum over slots of ``x`` (nf, nloc, nsel, 1), one bag per atom:
         ``index`` (nf nloc, 6 nsel) int64 and ``weights`` (nf nloc, 6 nsel), differentiable in ``x``."""
+        index, weights, _ = self.terms_and_offsets(x)
+        return index, weights
+
+    def terms_and_offsets(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`terms` and each slot's offset :math:`\\delta` from its row's knot, (nf nloc, nsel)."""
         nf, nloc, width = x.shape[0], x.shape[1], x.shape[2]
         bags = nf * nloc
         flat = x.reshape(-1)
@@ -108,7 +113,7 @@ class ScriptTable(torch.nn.Module):
             slopes = torch.stack([torch.zeros_like(dx), one, 2.0 * dx, 3.0 * d2, 4.0 * d3, 5.0 * (d2 * d2)], dim=-1)
             weights = weights + slopes * beyond[:, None]
         index6 = (row[:, None] * 6 + self.powers).reshape(bags, width * 6)
-        return index6, weights.reshape(bags, width * 6)
+        return index6, weights.reshape(bags, width * 6), dx.reshape(bags, width)
 
     def row_sums(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``out[a] = sum_l weights[a, l] rows[index[a, l]]``, (bags, ng), one CSR product
@@ -125,3 +130,17 @@ class ScriptTable(torch.nn.Module):
         bags, width = index.shape[0], index.shape[1] // 6
         varying = index.reshape(bags, width, 6)[:, :, 1:].reshape(bags, width * 5)
         return row_dots(grad, self.rows, varying).reshape(bags, width, 5)
+
+    def slot_grads(self, grad: torch.Tensor, index: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        r"""Gradient of the sum over slots with respect to each slot's input, (bags, nsel), for ``grad``
+        (bags, ng), from :meth:`terms_and_offsets`' ``index`` and ``offset``.
+
+        The slope of weight :math:`m` is :math:`m\,\delta^{m-1}` inside the table and in its linear
+        continuation alike, so the gradient is :math:`\sum_{m \ge 1} m\,\delta^{m-1}\, g \cdot a_{km}`
+        (Horner's scheme over the :meth:`weight_grads` dot products).
+        """
+        dots = self.weight_grads(grad, index)  # (bags, nsel, 5)
+        slope = 5.0 * dots[:, :, 4]
+        for m in [4, 3, 2, 1]:
+            slope = float(m) * dots[:, :, m - 1] + offset * slope
+        return slope
