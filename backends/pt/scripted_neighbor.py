@@ -14,6 +14,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
+#: relative margin of the first, approximate cut: ``cdist``'s matrix-product distances may differ
+#: from the exact ones by about 1e-14 relative (more only far below ``rcut``); the exact cut follows
+LOOSE_MARGIN = 1e-6
+
 
 def take_rows(array: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``out[f, k] = array[f, index[f, k]]`` for (nf, n, ...) ``array`` and (nf, m) ``index``."""
@@ -45,6 +49,7 @@ class ScriptNeighborList(torch.nn.Module):
     rcut : cut-off radius; Å
     sel : slots per neighbour type; ``nsel = sum(sel)``
     ntypes : number of atom types
+    loose_cut : the approximate cut of the ``cdist`` pass, ``rcut (1 + LOOSE_MARGIN)``; Å
     """
 
     sel: List[int]
@@ -52,6 +57,7 @@ class ScriptNeighborList(torch.nn.Module):
     def __init__(self, rcut: float, sel: List[int], ntypes: int) -> None:
         super().__init__()
         self.rcut, self.sel, self.nsel, self.ntypes = float(rcut), [int(s) for s in sel], int(sum(sel)), int(ntypes)
+        self.loose_cut = self.rcut * (1.0 + LOOSE_MARGIN)
 
     def forward(self, coord: torch.Tensor, atype: torch.Tensor,
                 box: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,16 +120,16 @@ class ScriptNeighborList(torch.nn.Module):
 
         The same list in less time: dpmodel sorts every row of the (nf, nloc, nall)
         distances stably and drops the first entry (the atom itself, at distance -1) and
-        those beyond ``rcut``. Here one ``torch.cdist`` pass finds the atoms within a hair
-        above ``rcut`` in index order; only their distances are recomputed with dpmodel's
-        arithmetic (``cdist`` may differ in the last bit), so a stable sort of them alone
-        gives the same order.
+        those beyond ``rcut``. Here one ``torch.cdist`` pass (matrix-product form) finds the
+        atoms within :data:`LOOSE_MARGIN` above ``rcut`` in index order; only their distances
+        are recomputed with dpmodel's arithmetic, so sorting them alone gives the same order
+        (stably when a row holds equal distances).
         """
         nf = atype_ext.shape[0]
         far = torch.max(coord_ext) + 2.0 * self.rcut
         coords = torch.where((atype_ext < 0)[:, :, None], far, coord_ext)
-        loose = torch.cdist(coords[:, :nloc], coords, compute_mode="donot_use_mm_for_euclid_dist")  # (nf, nloc, nall)
-        torch.diagonal(loose, 0, 1, 2).fill_(-1.0)  # the atom itself
+        loose = torch.cdist(coords[:, :nloc], coords, compute_mode="use_mm_for_euclid_dist")  # (nf, nloc, nall)
+        torch.diagonal(loose, 0, 1, 2).fill_(float("inf"))  # the atom itself
         order, d = self.candidates(coords, loose)
         if order.shape[2] < self.nsel:
             pad = torch.full([nf, nloc, self.nsel - order.shape[2]], -1, dtype=order.dtype, device=order.device)
@@ -146,14 +152,14 @@ class ScriptNeighborList(torch.nn.Module):
     def candidates(self, coords: torch.Tensor, loose: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""Atoms within ``rcut`` of each local atom, itself excluded, nearest first (ties: lower index).
 
-        ``coords`` (nf, nall, 3) Å; ``loose`` (nf, nloc, nall) Å, approximate distances, -1 for
+        ``coords`` (nf, nall, 3) Å; ``loose`` (nf, nloc, nall) Å, approximate distances, inf for
         the atom itself. Returns (nf, nloc, max count) indices, -1 after each row's last, and
         their distances (Å, inf there) in dpmodel's arithmetic, :math:`\sqrt{(x^2 + y^2) + z^2}` of
         ``coord_j - coord_i``; ``build`` applies the exact cut.
         """
         nf, nloc, nall = loose.shape[0], loose.shape[1], loose.shape[2]
         nrows = nf * nloc
-        within = ((loose >= 0.0) & (loose <= self.rcut * (1.0 + 1e-10))).reshape(nrows, nall)
+        within = (loose <= self.loose_cut).reshape(nrows, nall)
         count = torch.sum(within, dim=1)
         width = int(torch.max(count).item()) if nrows > 0 else 0
         hits = torch.nonzero(within)  # (nhits, 2), row-major: index order within each row
@@ -167,5 +173,8 @@ class ScriptNeighborList(torch.nn.Module):
         delta = take_rows(coords, safe.reshape(nf, nloc * width)).reshape(nf, nloc, width, 3) - coords[:, :nloc, None, :]
         squared = delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]
         near = torch.where(found, torch.sqrt(squared), torch.full_like(squared, float("inf")))
-        near, order = torch.sort(near, dim=2, stable=True)
-        return torch.gather(packed, 2, order), near
+        ordered, order = torch.sort(near, dim=2)
+        tie = (ordered[:, :, 1:] == ordered[:, :, :-1]) & (ordered[:, :, 1:] < float("inf"))
+        if bool(torch.any(tie)):  # equal distances (a lattice): ties go to the lower index, as in dpmodel
+            ordered, order = torch.sort(near, dim=2, stable=True)
+        return torch.gather(packed, 2, order), ordered
