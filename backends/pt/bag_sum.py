@@ -53,11 +53,14 @@ def bag_sum(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor, fork
 
 @torch.jit.script
 def csr_row_sum(index: torch.Tensor, table: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``out[s] = sum_l weight[s, l] * table[index[s, l]]`` as one CSR product: (nseg, L) int64,
-    (nrows, ncol), (nseg, L) -> (nseg, ncol). Not differentiable (:func:`row_dots` gives the gradient)."""
+    """``out[s] = sum_l weight[s, l] * table[index[s, l]]`` as one CSR product (``embedding_bag`` off the CPU):
+    (nseg, L) int64, (nrows, ncol), (nseg, L) -> (nseg, ncol). Not differentiable (:func:`row_dots` gives the
+    gradient)."""
     nseg, width = index.shape[0], index.shape[1]
     if width == 0:
         return torch.zeros([nseg, table.shape[1]], dtype=table.dtype, device=table.device)
+    if table.device.type != "cpu":  # the CPU's reason (a one-thread float64 kernel) is not a GPU's
+        return _bags(index, table, weight.detach())
     crow = torch.arange(0, nseg * width + 1, width, dtype=torch.int64, device=index.device)
     matrix = torch.sparse_csr_tensor(crow, index.reshape(-1), weight.detach().reshape(-1).to(table.dtype),
                                      [nseg, table.shape[0]], dtype=table.dtype)
