@@ -9,7 +9,7 @@ With ``mixed_types`` a single net serves every type.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -104,7 +104,8 @@ class EnergyFitting:
         return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
 
     def call(self, descriptor: Array, atype: Array, fparam: Array | None = None, aparam: Array | None = None,
-             need_grad: bool = False, split_types: bool = False) -> tuple[Array, Array | None]:
+             need_grad: bool = False, split_types: bool = False,
+             type_blocks: Sequence[int] | None = None) -> tuple[Array, Array | None]:
         """Atomic energies and, with ``need_grad``, their gradient w.r.t. the descriptor.
 
         Parameters
@@ -114,6 +115,9 @@ class EnergyFitting:
         split_types : run each type's net on its own atoms only (gathered, then put back in
             place) instead of on every atom under a 0/1 mask; needs a concrete (not traced)
             ``atype``, as the row counts depend on its values.
+        type_blocks : atom counts per type when every frame lists its atoms sorted by type
+            (``atype[:, :type_blocks[0]] == 0``, then type 1, ...): each net runs on its own
+            block of atoms, static slices that a compiled (traced) program can take.
 
         Returns
         -------
@@ -122,7 +126,9 @@ class EnergyFitting:
         """
         xp = array_namespace(descriptor, atype)
         x = self.net_input(descriptor, fparam, aparam)
-        if split_types and not self.mixed_types:
+        if type_blocks is not None and not self.mixed_types:
+            energy, grad = self._type_blocks(xp, x, type_blocks, need_grad)
+        elif split_types and not self.mixed_types:
             energy, grad = self._per_type_rows(xp, x, atype, need_grad)
         else:
             energy, grad = self._masked(xp, x, atype, need_grad)
@@ -153,6 +159,25 @@ class EnergyFitting:
         energy = xp.reshape(xp.take(xp.concat(values), back, axis=0), (*lead, 1))
         grad = xp.reshape(xp.take(xp.concat(grads), back, axis=0), (*lead, x.shape[-1])) if need_grad else None
         return energy, grad
+
+    def _type_blocks(self, xp, x: Array, blocks: Sequence[int], need_grad: bool) -> tuple[Array, Array | None]:
+        """Energies (and input gradients) with the net of type ``t`` on atoms ``[sum(blocks[:t]), sum(blocks[:t + 1]))``."""
+        values, grads, start = [], [], 0
+        for t, count in enumerate(blocks):
+            sub = x[:, start:start + count]
+            start += count
+            if count == 0:
+                continue
+            if need_grad:
+                y, g = self.nets[(t,)].call_with_input_grad(sub, xp.ones_like(sub[..., :1]))
+                grads.append(g)
+            else:
+                y = self.nets[(t,)].call(sub)
+            values.append(y)
+        if not values:  # no atom at all
+            empty = xp.zeros((x.shape[0], 0, 1), dtype=x.dtype, device=device(x))
+            return empty, (xp.zeros_like(x) if need_grad else None)
+        return xp.concat(values, axis=1), (xp.concat(grads, axis=1) if need_grad else None)
 
     def _masked(self, xp, x: Array, atype: Array, need_grad: bool) -> tuple[Array, Array | None]:
         """Energies (and input gradients) with every net on every atom, masked by type."""

@@ -28,7 +28,7 @@ first three inputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -61,9 +61,13 @@ def signature_of(model: EnergyModel) -> list[tf.TensorSpec]:
 
 
 def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Tensor, nlist: tf.Tensor,
-                      mapping: tf.Tensor, fparam: tf.Tensor | None = None,
-                      aparam: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-    """Outputs of the lower interface as ``tf.Tensor`` objects (works eagerly and inside ``tf.function``)."""
+                      mapping: tf.Tensor, fparam: tf.Tensor | None = None, aparam: tf.Tensor | None = None,
+                      type_blocks: Sequence[int] | None = None) -> dict[str, tf.Tensor]:
+    """Outputs of the lower interface as ``tf.Tensor`` objects (works eagerly and inside ``tf.function``).
+
+    ``type_blocks``: atom counts per type, when every frame lists its local atoms sorted by type
+    (:func:`type_blocks`); each fitting net then runs on its own atoms only.
+    """
     register()
     coord_ext, atype_ext, nlist, mapping = (TFArray(tf.convert_to_tensor(t)) for t in (coord_ext, atype_ext, nlist, mapping))
     fparam = None if fparam is None or not model.fitting.numb_fparam else TFArray(tf.convert_to_tensor(fparam))
@@ -72,7 +76,8 @@ def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Te
     diff = unwrap(pair_displacements(coord_ext, nlist))
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(diff)
-        atom_energy, mask = model.atomic_energy_from_pairs(TFArray(diff), atype_ext, nlist, fparam, aparam)
+        atom_energy, mask = model.atomic_energy_from_pairs(TFArray(diff), atype_ext, nlist, fparam, aparam,
+                                                           type_blocks=type_blocks)
         total = tf.reduce_sum(unwrap(atom_energy))
     pair_grad = tape.gradient(total, diff, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     force, virial, atom_virial = forces_and_virials(TFArray(pair_grad), TFArray(diff), nlist, mapping, True)
@@ -85,6 +90,17 @@ def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Te
         "mask": unwrap(mask),
     }
     return out
+
+
+def type_blocks(atype: np.ndarray, ntypes: int) -> tuple[int, ...] | None:
+    """Atom counts per type if every frame of ``atype`` (nf, nat) lists the same types sorted, else None."""
+    atype = np.asarray(atype)
+    if atype.ndim != 2 or atype.shape[0] == 0 or np.any(atype != atype[:1]):
+        return None
+    row = atype[0]
+    if np.any(row < 0) or np.any(row >= ntypes) or np.any(np.diff(row) < 0):
+        return None
+    return tuple(int(n) for n in np.bincount(row, minlength=ntypes))
 
 
 def descriptor_of(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Tensor, nlist: tf.Tensor) -> tf.Tensor:

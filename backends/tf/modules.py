@@ -13,7 +13,7 @@ dpmodel's, run on TensorFlow tensors through :mod:`backends.tf.xp`. What differs
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -241,7 +241,7 @@ class EnergyFitting(dp_fitting.EnergyFitting, Parameters):
                 yield key, self, key, False
 
     def call(self, descriptor: Array, atype: Array, fparam: Array | None = None, aparam: Array | None = None,
-             need_grad: bool = False, split_types: bool = False):
+             need_grad: bool = False, split_types: bool = False, type_blocks: Sequence[int] | None = None):
         if self.type_embedding is not None:
             if need_grad:
                 raise ValueError("analytic descriptor gradients are not available with a type embedding")
@@ -250,7 +250,7 @@ class EnergyFitting(dp_fitting.EnergyFitting, Parameters):
             table = self.type_embedding.call()
             tebd = xp.reshape(xp.take(table, xp.reshape(atype, (-1,)), axis=0), (nf, nloc, self.type_embedding.dim_out))
             descriptor = xp.concat([descriptor, xp.astype(tebd, descriptor.dtype)], axis=-1)
-        return super().call(descriptor, atype, fparam, aparam, need_grad, split_types)
+        return super().call(descriptor, atype, fparam, aparam, need_grad, split_types, type_blocks)
 
 
 class EnergyModel(dp_model.EnergyModel, Parameters):

@@ -16,9 +16,13 @@ is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs of
 the update is :func:`dpmodel.training.adam.adam_update` (after
 :func:`~dpmodel.training.adam.clip_scale` with ``gradient_max_norm``). Both run in
 ``tf.function`` objects with fixed input signatures (``None`` frame and atom dimensions), so a
-whole training traces each once, whatever the systems (``TrainState.trace_counts``). XLA
-compiles them (:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss and the
-fused step per batch shape, the update once.
+whole training traces each once, whatever the systems (``TrainState.trace_counts``), except
+that batches whose atoms are sorted by type (as DeePMD-kit data usually are) get functions of
+their own per atom composition, in which each fitting net runs on its own block of atoms
+instead of on every atom under a type mask: half the fitting work for two types, 13 to 18 %
+less time per water step (paired runs of 300 steps). XLA compiles them
+(:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss and the fused step per
+batch shape, the update once.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf import xla
-from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
+from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of, type_blocks
 from backends.tf.modules import EnergyModel
 from backends.tf.xp import TFArray, unwrap
 
@@ -62,6 +66,7 @@ class TrainState:
     active : loss terms (``"e"``, ``"f"``, ``"v"``) in the graph; the others are skipped
     max_norm : ``training/gradient_max_norm`` or None
     trace_counts : traces of the ``loss``, ``metrics`` and ``update`` functions
+    functions : the compiled functions, by name, and by ``(name, blocks)`` for batches sorted by type
     """
 
     model: EnergyModel
@@ -73,7 +78,7 @@ class TrainState:
     active: tuple[str, ...] = ("e", "f", "v")
     max_norm: float | None = None
     trace_counts: dict[str, int] = field(default_factory=lambda: {"loss": 0, "metrics": 0, "update": 0})
-    functions: dict[str, Any] = field(default_factory=dict)
+    functions: dict[str | tuple, Any] = field(default_factory=dict)
 
 
 def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: float | None = None) -> TrainState:
@@ -87,29 +92,48 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
         adam_v=[tf.Variable(tf.zeros_like(p), trainable=False) for p in params],
         step=tf.Variable(0, dtype=tf.int64, trainable=False), active=tuple(active),
         max_norm=None if max_norm is None else float(max_norm))
-    signature = [*signature_of(model), *_LABEL_SPECS]
-    loss = tf.function(lambda *a: _loss_graph(state, True, *a), input_signature=signature, autograph=False)
-    # XLA from a batch shape's first step, so that a restarted run repeats the same arithmetic
-    state.functions["loss"] = xla.HotShapes(loss, signature, hot_after=1)
-    state.functions["metrics"] = tf.function(lambda *a: _loss_graph(state, False, *a), input_signature=signature,
-                                             autograph=False)
     lr_spec = tf.TensorSpec([], tf.float64, name="lr")
     update_specs = [[tf.TensorSpec(p.shape, p.dtype) for p in params], lr_spec]
     # XLA: one fused program instead of ~15 executor ops per parameter (about 4 ms a step for water)
     state.functions["update"] = tf.function(lambda g, lr: _adam_graph(state, g, lr), input_signature=update_specs,
                                             autograph=False, jit_compile=xla.enabled())
-    # loss, gradients and update in one call: the gradients never leave the program, and the
-    # per-call cost of a function of one argument per parameter (about 3 ms for water) is not paid
-    step = tf.function(lambda *a: _step_graph(state, *a), input_signature=[*signature, lr_spec], autograph=False)
-    state.functions["step"] = xla.HotShapes(step, [*signature, lr_spec], hot_after=1)
+    _add_batch_functions(state, None)
     return state
 
 
+def _add_batch_functions(state: TrainState, blocks: tuple[int, ...] | None) -> None:
+    """The ``loss``, ``metrics`` and ``step`` functions of batches whose atoms are sorted by type in
+    ``blocks`` (atom counts per type; None: any order), under those names for None, else under
+    ``(name, blocks)``: a model's fitting nets run on their own blocks only, a static slice each,
+    so each atom composition of the data gets its own trace."""
+    signature = [*signature_of(state.model), *_LABEL_SPECS]
+    lr_spec = tf.TensorSpec([], tf.float64, name="lr")
+    loss = tf.function(lambda *a: _loss_graph(state, True, *a, blocks=blocks), input_signature=signature,
+                       autograph=False)
+    metrics = tf.function(lambda *a: _loss_graph(state, False, *a, blocks=blocks), input_signature=signature,
+                          autograph=False)
+    # loss, gradients and update in one call: the gradients never leave the program, and the
+    # per-call cost of a function of one argument per parameter (about 3 ms for water) is not paid
+    step = tf.function(lambda *a: _step_graph(state, *a, blocks=blocks), input_signature=[*signature, lr_spec],
+                       autograph=False)
+    # XLA from a batch shape's first step, so that a restarted run repeats the same arithmetic
+    functions = {"loss": xla.HotShapes(loss, signature, hot_after=1), "metrics": metrics,
+                 "step": xla.HotShapes(step, [*signature, lr_spec], hot_after=1)}
+    for name, function in functions.items():
+        state.functions[name if blocks is None else (name, blocks)] = function
+
+
+def _batch_function(state: TrainState, name: str, blocks: tuple[int, ...] | None) -> Any:
+    if blocks is not None and (name, blocks) not in state.functions:
+        _add_batch_functions(state, blocks)
+    return state.functions[name if blocks is None else (name, blocks)]
+
+
 def _loss_graph(state: TrainState, with_grad: bool, coord_ext, atype_ext, nlist, mapping, fparam, aparam,
-                energy, force, virial, find, pref, natoms):
+                energy, force, virial, find, pref, natoms, blocks: tuple[int, ...] | None = None):
     state.trace_counts["loss" if with_grad else "metrics"] += 1
     with tf.GradientTape() as tape:
-        out = energy_and_forces(state.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam)
+        out = energy_and_forces(state.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, blocks)
         pred = {k: TFArray(out[k]) for k in ("energy", "force", "virial")}
         label = {"energy": TFArray(energy), "force": TFArray(force), "virial": TFArray(virial)}
         prefs = {}
@@ -141,10 +165,16 @@ def _adam_graph(state: TrainState, grads, lr):
     return state.step
 
 
-def _step_graph(state: TrainState, *inputs):
-    loss, metrics, grads = _loss_graph(state, True, *inputs[:-1])
+def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = None):
+    loss, metrics, grads = _loss_graph(state, True, *inputs[:-1], blocks=blocks)
     _adam_graph(state, grads, inputs[-1])
     return loss, metrics
+
+
+def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """Atom counts per type of a batch whose frames list their atoms sorted by type (else None)."""
+    fitting = state.model.fitting
+    return None if fitting.mixed_types else type_blocks(np.asarray(batch["atype"]), fitting.ntypes)
 
 
 def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
@@ -171,13 +201,14 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
         ``find_*`` flags; optional ``fparam``, ``aparam``)
     prefactors : ``{"e": p_e, "f": p_f, "v": p_v}`` before the ``find_*`` flags
     """
-    loss, metrics, grads = state.functions["loss"](*_graph_inputs(state, batch, prefactors))
+    function = _batch_function(state, "loss", _blocks(state, batch))
+    loss, metrics, grads = function(*_graph_inputs(state, batch, prefactors))
     return loss, metrics, list(grads)
 
 
 def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
     """The metrics of :func:`loss_and_grad` without gradients."""
-    return state.functions["metrics"](*_graph_inputs(state, batch, prefactors))[1]
+    return _batch_function(state, "metrics", _blocks(state, batch))(*_graph_inputs(state, batch, prefactors))[1]
 
 
 def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> None:
@@ -188,7 +219,8 @@ def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> No
 def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float],
                lr: float) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """:func:`loss_and_grad` then :func:`apply_update` as one compiled call; loss and metrics."""
-    return state.functions["step"](*_graph_inputs(state, batch, prefactors), tf.constant(lr, tf.float64))
+    step = _batch_function(state, "step", _blocks(state, batch))
+    return step(*_graph_inputs(state, batch, prefactors), tf.constant(lr, tf.float64))
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:

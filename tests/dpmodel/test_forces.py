@@ -135,3 +135,22 @@ def test_fitting_per_type_rows_equal_the_masked_nets(need_grad):
         np.testing.assert_allclose(split[1], masked[1], rtol=1e-13, atol=1e-13)
     else:
         assert split[1] is None and masked[1] is None
+
+
+@pytest.mark.parametrize("need_grad", [False, True])
+@pytest.mark.parametrize("counts", [(3, 6), (9, 0)])
+def test_fitting_type_blocks_equal_the_masked_nets(need_grad, counts):
+    """``type_blocks`` (static slices of atoms sorted by type) gives the masked evaluation's energies and
+    gradients, with a type absent too; read from the wrong blocks it would not."""
+    model = make_model()
+    rng = np.random.default_rng(6)
+    descriptor = rng.normal(size=(2, 9, model.fitting.dim_descrpt))
+    atype = np.tile(np.repeat([0, 1], counts), (2, 1))
+    blocks = model.fitting.call(descriptor, atype, need_grad=need_grad, type_blocks=counts)
+    masked = model.fitting.call(descriptor, atype, need_grad=need_grad)
+    np.testing.assert_allclose(blocks[0], masked[0], rtol=1e-13, atol=1e-13)
+    if need_grad:
+        np.testing.assert_allclose(blocks[1], masked[1], rtol=1e-13, atol=1e-13)
+    if counts[1]:
+        swapped = model.fitting.call(descriptor, atype, need_grad=need_grad, type_blocks=counts[::-1])
+        assert not np.allclose(swapped[0], masked[0])

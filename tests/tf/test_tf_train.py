@@ -162,3 +162,32 @@ def test_initial_model_of_dp_train_carries_the_type_embedding():
     assert trees_equal(TypeEmbedNet.deserialize(tebd).serialize(), tebd) == []
     with pytest.raises(UnsupportedOptionError, match="type_embedding"):
         build_model({**section, "descriptor": {**section["descriptor"], "type_one_side": True}}, "pt")
+
+
+def test_type_blocks_of_sorted_frames():
+    from backends.tf.model import type_blocks
+
+    assert type_blocks(np.array([[0, 0, 1, 1, 1]] * 2), 2) == (2, 3)
+    assert type_blocks(np.array([[0, 0, 0]]), 3) == (3, 0, 0)
+    assert type_blocks(np.array([[0, 1, 0]]), 2) is None  # not sorted
+    assert type_blocks(np.array([[0, 1], [1, 1]]), 2) is None  # frames differ
+    assert type_blocks(np.array([[-1, 0, 1]]), 2) is None  # a virtual atom
+
+
+def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms():
+    """A batch whose atoms are sorted by type gets its own compiled functions (fitting nets on static blocks
+    of atoms), with the loss, metrics and gradients of the masked nets."""
+    state = train.build(model_dict("one_side"))
+    b = batch(7)
+    order = np.argsort(b["atype"][0], kind="stable")
+    b = {k: (v[:, order] if k in ("coord", "atype", "force") else v) for k, v in b.items()}
+    blocks = tuple(int(n) for n in np.bincount(b["atype"][0], minlength=2))
+    loss, metrics, grads = train.loss_and_grad(state, b, PREFS)
+    assert ("loss", blocks) in state.functions and state.functions[("loss", blocks)].compiled_calls == 1
+    masked = state.functions["loss"](*train._graph_inputs(state, b, PREFS))
+    np.testing.assert_allclose(float(loss), float(masked[0]), rtol=1e-12)
+    for name in metrics:
+        np.testing.assert_allclose(float(metrics[name]), float(masked[1][name]), rtol=1e-12, err_msg=name)
+    for g1, g0 in zip(grads, masked[2]):
+        np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(float(train.evaluate(state, b, PREFS)["rmse"]), float(metrics["rmse"]), rtol=1e-12)
