@@ -21,6 +21,18 @@ from dpmodel.xp import Array, array_namespace, as_array, device, to_numpy
 _STAT_KEYS = ("fparam_avg", "fparam_inv_std", "aparam_avg", "aparam_inv_std")
 
 
+def type_blocks(atype: np.ndarray, ntypes: int) -> tuple[int, ...] | None:
+    """Atom counts per type if every frame of ``atype`` (nf, nat) lists the same types sorted, else None:
+    the ``type_blocks`` of :meth:`EnergyFitting.call` (host-side, NumPy)."""
+    atype = np.asarray(atype)
+    if atype.ndim != 2 or atype.shape[0] == 0 or np.any(atype != atype[:1]):
+        return None
+    row = atype[0]
+    if np.any(row < 0) or np.any(row >= ntypes) or np.any(np.diff(row) < 0):
+        return None
+    return tuple(int(n) for n in np.bincount(row, minlength=ntypes))
+
+
 class EnergyFitting:
     """DeePMD-kit v3 ``ener`` fitting (parameters and defaults of ``EnergyFittingNet``)."""
 

@@ -34,6 +34,7 @@ import numpy as np
 from backends.jax.compiler import jit
 from backends.jax.modules import EnergyModel, Params, bind, get_params, x64
 from dpmodel.env_mat import pair_displacements
+from dpmodel.fitting import type_blocks
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import build_neighbor_list, extend_coord_with_ghosts, neighbor_data, shift_grid
 from dpmodel.region import face_distances, wrap_coord
@@ -49,8 +50,12 @@ OUTPUT_KEYS = ("energy", "atom_energy", "force", "virial", "mask", "atom_virial"
 
 # ---------------------------------------------------------------------- pure functions
 def lower_outputs(model: EnergyModel, params: Params, coord_ext: Any, atype_ext: Any, nlist: Any, mapping: Any,
-                  fparam: Any = None, aparam: Any = None, atomic: bool = False) -> dict:
+                  fparam: Any = None, aparam: Any = None, atomic: bool = False,
+                  type_blocks: tuple[int, ...] | None = None) -> dict:
     """Outputs of dpmodel's ``call_lower`` with forces from ``jax.grad`` (traceable, pure in ``params``).
+
+    ``type_blocks``: atom counts per type of frames whose local atoms are sorted by type
+    (:func:`dpmodel.fitting.type_blocks`; static), each fitting net then on its own atoms only.
 
     Parameters
     ----------
@@ -69,7 +74,8 @@ def lower_outputs(model: EnergyModel, params: Params, coord_ext: Any, atype_ext:
     diff = pair_displacements(jnp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist)
 
     def total(pairs):
-        atom_energy, mask = bound.atomic_energy_from_pairs(pairs, atype_ext, nlist, fparam, aparam)
+        atom_energy, mask = bound.atomic_energy_from_pairs(pairs, atype_ext, nlist, fparam, aparam,
+                                                           type_blocks=type_blocks)
         return jnp.sum(atom_energy), (atom_energy, mask)
 
     (_, (atom_energy, mask)), pair_grad = jax.value_and_grad(total, has_aux=True)(diff)
@@ -197,10 +203,11 @@ def _skeleton(tree: Any, key: str | None = None) -> Any:
     return tree
 
 
-@partial(jit, static_argnames=("structure", "atomic"))
-def _lower_jit(structure, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic):
+@partial(jit, static_argnames=("structure", "atomic", "blocks"))
+def _lower_jit(structure, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic, blocks=None):
     TRACES["lower"] += 1
-    return lower_outputs(structure.template, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic)
+    return lower_outputs(structure.template, params, coord_ext, atype_ext, nlist, mapping, fparam, aparam, atomic,
+                         blocks)
 
 
 @partial(jit, static_argnames=("structure",))
@@ -224,11 +231,13 @@ class Runner:
         fitting = model.fitting
         self.dims = (fitting.numb_fparam, fitting.numb_aparam if not fitting.use_aparam_as_mask else 0)
 
-    def lower(self, coord_ext, atype_ext, nlist, mapping, fparam=None, aparam=None, atomic: bool = False) -> dict:
+    def lower(self, coord_ext, atype_ext, nlist, mapping, fparam=None, aparam=None, atomic: bool = False,
+              type_blocks: tuple[int, ...] | None = None) -> dict:
         """:func:`lower_outputs` compiled, outputs as jax arrays.
 
         NumPy inputs (e.g. ghosts built by an MD code, whose count varies) are padded by
         :func:`pad_extended` first; JAX arrays are used as given (no host round trip).
+        ``type_blocks`` as in :func:`lower_outputs` (a compilation per value).
         """
         if all(isinstance(a, np.ndarray) for a in (coord_ext, atype_ext, mapping)):
             coord_ext, atype_ext, mapping = pad_extended(coord_ext, atype_ext, mapping)
@@ -237,7 +246,7 @@ class Runner:
             args[0] = args[0].astype(jnp.float64)
             fp = None if fparam is None else jnp.asarray(fparam, dtype=jnp.float64)
             ap = None if aparam is None else jnp.asarray(aparam, dtype=jnp.float64)
-            return _lower_jit(self.structure, self.params, *args, fp, ap, atomic=bool(atomic))
+            return _lower_jit(self.structure, self.params, *args, fp, ap, atomic=bool(atomic), blocks=type_blocks)
 
     def call(self, coord, atype, box=None, fparam=None, aparam=None, atomic: bool = False,
              as_numpy: bool = True) -> dict:
@@ -250,8 +259,10 @@ class Runner:
         inputs = neighbor_inputs(np.asarray(coord), atype, None if box is None else np.asarray(box),
                                  self.model.get_rcut(), self.model.get_sel())
         fparam, aparam = frame_params(nf, nloc, fparam, aparam, *self.dims, self.model.fitting.default_fparam)
+        fitting = self.model.fitting
+        blocks = None if fitting.mixed_types else type_blocks(atype, fitting.ntypes)  # each fitting net on its atoms
         out = self.lower(inputs["coord_ext"], inputs["atype_ext"], inputs["nlist"], inputs["mapping"],
-                         fparam, aparam, atomic)
+                         fparam, aparam, atomic, blocks)
         return {k: np.asarray(v) for k, v in out.items()} if as_numpy else out
 
     def descriptor(self, coord, atype, box=None) -> np.ndarray:

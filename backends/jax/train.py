@@ -1,7 +1,9 @@
 """The JAX training step: energy loss by ``jax.value_and_grad``, Adam from ``optax``.
 
 Functional API (every function is pure in the state; jitted parts compile once per
-model structure and batch shape)::
+model structure, batch shape and, for batches whose atoms are sorted by type, atom
+composition: each fitting net then runs on its own static block of atoms instead of on
+every atom under a type mask)::
 
     state = build(model_dict, seed)                       # TrainState
     loss, grads, metrics = loss_and_grad(state, batch, prefactors)
@@ -37,6 +39,7 @@ import optax
 from backends.jax.compiler import jit
 from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
+from dpmodel.fitting import type_blocks
 from dpmodel.model_factory import model_from_dict
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
@@ -114,26 +117,34 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
     return inputs, labels
 
 
-def _loss(structure: Structure, trainable: Params, frozen: Params, inputs: dict, labels: dict, prefs: dict):
+def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """Atom counts per type of a batch whose frames list their atoms sorted by type (else None): a static
+    argument, so each atom composition compiles once and its fitting nets run on their own atoms only."""
+    fitting = state.structure.template.fitting
+    return None if fitting.mixed_types else type_blocks(np.asarray(batch["atype"]), fitting.ntypes)
+
+
+def _loss(structure: Structure, blocks: tuple[int, ...] | None, trainable: Params, frozen: Params, inputs: dict,
+          labels: dict, prefs: dict):
     params = merge_trainable(trainable, frozen)
     pred = lower_outputs(structure.template, params, inputs["coord_ext"], inputs["atype_ext"], inputs["nlist"],
-                         inputs["mapping"], inputs["fparam"], inputs["aparam"], False)
+                         inputs["mapping"], inputs["fparam"], inputs["aparam"], False, blocks)
     natoms = inputs["nlist"].shape[1]
     return energy_loss(pred, labels, prefs, natoms)
 
 
-@partial(jit, static_argnames=("structure",))
-def _loss_and_grad_jit(structure, trainable, frozen, inputs, labels, prefs):
+@partial(jit, static_argnames=("structure", "blocks"))
+def _loss_and_grad_jit(structure, blocks, trainable, frozen, inputs, labels, prefs):
     TRACES["loss_and_grad"] += 1
-    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure), has_aux=True)(
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, blocks), has_aux=True)(
         trainable, frozen, inputs, labels, prefs)
     return loss, grads, metrics
 
 
-@partial(jit, static_argnames=("structure",))
-def _loss_jit(structure, trainable, frozen, inputs, labels, prefs):
+@partial(jit, static_argnames=("structure", "blocks"))
+def _loss_jit(structure, blocks, trainable, frozen, inputs, labels, prefs):
     TRACES["loss"] += 1
-    return _loss(structure, trainable, frozen, inputs, labels, prefs)
+    return _loss(structure, blocks, trainable, frozen, inputs, labels, prefs)
 
 
 def _scalar(value: float | None) -> Any:
@@ -162,14 +173,16 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     """
     with x64():
         inputs, labels = _batch_inputs(state, batch)
-        return _loss_and_grad_jit(state.structure, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
+        return _loss_and_grad_jit(state.structure, _blocks(state, batch), state.trainable, state.frozen, inputs,
+                                  labels, _prefs(prefactors))
 
 
 def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> tuple[Any, dict]:
     """Loss and metrics of :func:`loss_and_grad` without the gradient."""
     with x64():
         inputs, labels = _batch_inputs(state, batch)
-        return _loss_jit(state.structure, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
+        return _loss_jit(state.structure, _blocks(state, batch), state.trainable, state.frozen, inputs, labels,
+                         _prefs(prefactors))
 
 
 # ---------------------------------------------------------------------- update
@@ -199,10 +212,10 @@ def apply_update(state: TrainState, grads: Params, lr: float, max_norm: float | 
     return replace(state, trainable=trainable, opt_state=opt_state)
 
 
-@partial(jit, static_argnames=("structure",))
-def _train_step_jit(structure, trainable, frozen, opt_state, inputs, labels, prefs, lr, max_norm):
+@partial(jit, static_argnames=("structure", "blocks"))
+def _train_step_jit(structure, blocks, trainable, frozen, opt_state, inputs, labels, prefs, lr, max_norm):
     TRACES["train_step"] += 1
-    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure), has_aux=True)(
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, blocks), has_aux=True)(
         trainable, frozen, inputs, labels, prefs)
     trainable, opt_state = _adam(trainable, opt_state, grads, lr, max_norm)
     return trainable, opt_state, loss, metrics
@@ -216,7 +229,7 @@ def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[
     with x64():
         inputs, labels = _batch_inputs(state, batch)
         trainable, opt_state, loss, metrics = _train_step_jit(
-            state.structure, state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
+            state.structure, _blocks(state, batch), state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
             _scalar(lr), _scalar(max_norm))
     return replace(state, trainable=trainable, opt_state=opt_state), loss, metrics
 

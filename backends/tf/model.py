@@ -66,7 +66,7 @@ def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Te
     """Outputs of the lower interface as ``tf.Tensor`` objects (works eagerly and inside ``tf.function``).
 
     ``type_blocks``: atom counts per type, when every frame lists its local atoms sorted by type
-    (:func:`type_blocks`); each fitting net then runs on its own atoms only.
+    (:func:`dpmodel.fitting.type_blocks`); each fitting net then runs on its own atoms only.
     """
     register()
     coord_ext, atype_ext, nlist, mapping = (TFArray(tf.convert_to_tensor(t)) for t in (coord_ext, atype_ext, nlist, mapping))
@@ -90,17 +90,6 @@ def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Te
         "mask": unwrap(mask),
     }
     return out
-
-
-def type_blocks(atype: np.ndarray, ntypes: int) -> tuple[int, ...] | None:
-    """Atom counts per type if every frame of ``atype`` (nf, nat) lists the same types sorted, else None."""
-    atype = np.asarray(atype)
-    if atype.ndim != 2 or atype.shape[0] == 0 or np.any(atype != atype[:1]):
-        return None
-    row = atype[0]
-    if np.any(row < 0) or np.any(row >= ntypes) or np.any(np.diff(row) < 0):
-        return None
-    return tuple(int(n) for n in np.bincount(row, minlength=ntypes))
 
 
 def descriptor_of(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Tensor, nlist: tf.Tensor) -> tf.Tensor:

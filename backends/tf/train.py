@@ -33,12 +33,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from dpmodel.fitting import type_blocks
 from dpmodel.model_factory import model_from_dict
 from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf import xla
-from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of, type_blocks
+from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
 from backends.tf.modules import EnergyModel
 from backends.tf.xp import TFArray, unwrap
 

@@ -44,6 +44,29 @@ def test_virtual_atoms_contribute_nothing():
     assert np.all(out["force"][:, -3:] == 0) and np.all(out["atom_energy"][:, -3:] == 0)
 
 
+@pytest.mark.parametrize("case", ["base", "fparam_aparam"])
+def test_atoms_sorted_by_type_run_each_fitting_net_on_its_own_atoms(case, monkeypatch):
+    """Frames whose atoms are sorted by type: the fitting nets on static blocks of atoms, dpmodel's outputs,
+    as the masked nets give."""
+    from backends.jax import model as jax_model
+
+    model, system, fparam, aparam = build(case, "triclinic")
+    order = np.argsort(system.atype[0], kind="stable")
+    coord, atype = system.coord[:, order], system.atype[:, order]
+    aparam = None if aparam is None else aparam[:, order]
+    expected = model.call(coord, atype, system.box, fparam, aparam, do_atomic_virial=True)
+    runner = Runner(modules.EnergyModel.deserialize(model.serialize()))
+    compiled, seen = jax_model._lower_jit, []
+    monkeypatch.setattr(jax_model, "_lower_jit", lambda *a, **k: seen.append(k["blocks"]) or compiled(*a, **k))
+    out = runner.call(coord, atype, system.box, fparam, aparam, atomic=True)
+    assert seen == [tuple(int(n) for n in np.bincount(atype[0], minlength=2))]
+    compare_outputs(out, expected, 1e-10)
+    coord_ext, atype_ext, mapping, nlist = neighbor_data(coord, atype, system.box, model.get_rcut(), model.get_sel())
+    masked = runner.lower(coord_ext, atype_ext, nlist, mapping, fparam, aparam, True)
+    assert seen[-1] is None
+    compare_outputs({k: np.asarray(v) for k, v in masked.items()}, expected, 1e-10)
+
+
 def test_one_compilation_for_a_100_frame_trajectory():
     """Moving atoms in a breathing cell: the padded shapes stay fixed, so one trace serves all frames."""
     model, system, *_ = build("resnet_dt", "triclinic", natoms=10, seed=3)

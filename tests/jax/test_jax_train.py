@@ -183,3 +183,26 @@ def test_backend_trainer_protocol_reduces_the_loss(setup):
     other.load_state(state)
     assert all(np.array_equal(other.state()[k], state[k]) for k in state)
     assert set(trainer.model_dict()) == set(model.serialize())
+
+
+def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms(setup):
+    """Atoms sorted by type: each fitting net on its own static block (a compilation per composition), with the
+    loss, gradients and metrics of the masked nets, and the dpmodel loss."""
+    model, batch = setup
+    order = np.argsort(batch["atype"][0], kind="stable")
+    batch = {k: (v[:, order] if k in ("coord", "atype", "force") else v) for k, v in batch.items()}
+    state = train.build(model.serialize(), seed=1)
+    blocks = train._blocks(state, batch)
+    assert blocks == tuple(int(n) for n in np.bincount(batch["atype"][0], minlength=2))
+    loss, grads, metrics = train.loss_and_grad(state, batch, PREFS)
+    with x64():
+        inputs, labels = train._batch_inputs(state, batch)
+        masked = train._loss_and_grad_jit(state.structure, None, state.trainable, state.frozen, inputs, labels,
+                                          train._prefs(PREFS))
+    assert_close(loss, masked[0], 1e-12, "loss")
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(masked[1])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    for key in metrics:
+        assert_close(metrics[key], masked[2][key], 1e-12, key)
+    pred = model.call(batch["coord"], batch["atype"], batch["box"])
+    assert_close(loss, energy_loss(pred, batch, PREFS, batch["atype"].shape[1])[0], 1e-10, "dpmodel loss")

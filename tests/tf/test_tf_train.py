@@ -165,7 +165,7 @@ def test_initial_model_of_dp_train_carries_the_type_embedding():
 
 
 def test_type_blocks_of_sorted_frames():
-    from backends.tf.model import type_blocks
+    from dpmodel.fitting import type_blocks
 
     assert type_blocks(np.array([[0, 0, 1, 1, 1]] * 2), 2) == (2, 3)
     assert type_blocks(np.array([[0, 0, 0]]), 3) == (3, 0, 0)
