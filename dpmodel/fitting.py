@@ -160,17 +160,20 @@ class EnergyFitting:
         for t in range(self.ntypes):
             pick = xp.nonzero(flat == t)[0]
             picks.append(pick)
-            sub = xp.take(rows, pick, axis=0)
-            if need_grad:
-                y, g = self.nets[(t,)].call_with_input_grad(sub, xp.ones_like(sub[..., :1]))
-                grads.append(g)
-            else:
-                y = self.nets[(t,)].call(sub)
+            y, g = self._net_on(xp, (t,), xp.take(rows, pick, axis=0), need_grad)
             values.append(y)
+            grads.append(g)
         back = xp.argsort(xp.concat(picks))  # row of each atom in the concatenation by type
         energy = xp.reshape(xp.take(xp.concat(values), back, axis=0), (*lead, 1))
         grad = xp.reshape(xp.take(xp.concat(grads), back, axis=0), (*lead, x.shape[-1])) if need_grad else None
         return energy, grad
+
+    def _net_on(self, xp, key: tuple[int, ...], x: Array, need_grad: bool) -> tuple[Array, Array | None]:
+        """Net ``key`` on rows ``x`` (..., features): energies (..., 1) and, with ``need_grad``, input gradients."""
+        net = self.nets[key]
+        if need_grad:
+            return net.call_with_input_grad(x, xp.ones_like(x[..., :1]))
+        return net.call(x), None
 
     def _type_blocks(self, xp, x: Array, blocks: Sequence[int], need_grad: bool) -> tuple[Array, Array | None]:
         """Energies (and input gradients) with the net of type ``t`` on atoms ``[sum(blocks[:t]), sum(blocks[:t + 1]))``."""
@@ -180,12 +183,9 @@ class EnergyFitting:
             start += count
             if count == 0:
                 continue
-            if need_grad:
-                y, g = self.nets[(t,)].call_with_input_grad(sub, xp.ones_like(sub[..., :1]))
-                grads.append(g)
-            else:
-                y = self.nets[(t,)].call(sub)
+            y, g = self._net_on(xp, (t,), sub, need_grad)
             values.append(y)
+            grads.append(g)
         if not values:  # no atom at all
             empty = xp.zeros((x.shape[0], 0, 1), dtype=x.dtype, device=device(x))
             return empty, (xp.zeros_like(x) if need_grad else None)
@@ -195,12 +195,9 @@ class EnergyFitting:
         """Energies (and input gradients) with every net on every atom, masked by type."""
         energy, grad = 0.0, 0.0
         for key, type_mask in self._net_masks(xp, atype, x.dtype):
-            net = self.nets[key]
+            y, g = self._net_on(xp, key, x, need_grad)
             if need_grad:
-                y, g = net.call_with_input_grad(x, xp.ones_like(x[..., :1]))
                 grad = grad + g * type_mask
-            else:
-                y = net.call(x)
             energy = energy + y * type_mask
         return energy, (grad if need_grad else None)
 
