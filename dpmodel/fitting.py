@@ -175,6 +175,12 @@ class EnergyFitting:
             return net.call_with_input_grad(x, xp.ones_like(x[..., :1]))
         return net.call(x), None
 
+    def blocks_of(self, atype: np.ndarray) -> tuple[int, ...] | None:
+        """The ``type_blocks`` argument of :meth:`call` for NumPy ``atype`` (nf, nloc): the atom counts per type
+        when every frame lists its atoms sorted by type (:func:`type_blocks`), else None (also with one
+        net for all types)."""
+        return None if self.mixed_types else type_blocks(atype, self.ntypes)
+
     def _type_blocks(self, xp, x: Array, blocks: Sequence[int], need_grad: bool) -> tuple[Array, Array | None]:
         """Energies (and input gradients) with the net of type ``t`` on atoms ``[sum(blocks[:t]), sum(blocks[:t + 1]))``."""
         values, grads, start = [], [], 0

@@ -21,17 +21,22 @@ _ENV = ("DP_INTRA_OP_PARALLELISM_THREADS", "OMP_NUM_THREADS")
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None
 
 
+def env_threads(name: str) -> int | None:
+    """The integer value of environment variable ``name``, None when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} = {value!r}: expected an integer number of threads") from None
+
+
 def host_threads() -> int:
     """Threads for host work: the first of :data:`_ENV` set to a positive integer, else the usable CPUs."""
     for name in _ENV:
-        value = os.environ.get(name, "").strip()
-        if not value:
-            continue
-        try:
-            count = int(value)
-        except ValueError:
-            raise ValueError(f"environment variable {name} = {value!r}: expected an integer number of threads") from None
-        if count > 0:
+        count = env_threads(name)
+        if count is not None and count > 0:
             return count
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))

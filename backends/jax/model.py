@@ -34,7 +34,6 @@ import numpy as np
 from backends.jax.compiler import jit
 from backends.jax.modules import EnergyModel, Params, bind, get_params, x64
 from dpmodel.env_mat import pair_displacements
-from dpmodel.fitting import type_blocks
 from dpmodel.forces import forces_and_virials
 from dpmodel.neighbor import build_neighbor_list, extend_coord_with_ghosts, neighbor_data, shift_grid
 from dpmodel.region import face_distances, wrap_coord
@@ -259,10 +258,8 @@ class Runner:
         inputs = neighbor_inputs(np.asarray(coord), atype, None if box is None else np.asarray(box),
                                  self.model.get_rcut(), self.model.get_sel())
         fparam, aparam = frame_params(nf, nloc, fparam, aparam, *self.dims, self.model.fitting.default_fparam)
-        fitting = self.model.fitting
-        blocks = None if fitting.mixed_types else type_blocks(atype, fitting.ntypes)  # each fitting net on its atoms
         out = self.lower(inputs["coord_ext"], inputs["atype_ext"], inputs["nlist"], inputs["mapping"],
-                         fparam, aparam, atomic, blocks)
+                         fparam, aparam, atomic, self.model.fitting.blocks_of(atype))  # each fitting net on its atoms
         return {k: np.asarray(v) for k, v in out.items()} if as_numpy else out
 
     def descriptor(self, coord, atype, box=None) -> np.ndarray:

@@ -39,7 +39,6 @@ import optax
 from backends.jax.compiler import jit
 from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
-from dpmodel.fitting import type_blocks
 from dpmodel.model_factory import model_from_dict
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
@@ -120,8 +119,7 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
 def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
     """Atom counts per type of a batch whose frames list their atoms sorted by type (else None): a static
     argument, so each atom composition compiles once and its fitting nets run on their own atoms only."""
-    fitting = state.structure.template.fitting
-    return None if fitting.mixed_types else type_blocks(np.asarray(batch["atype"]), fitting.ntypes)
+    return state.structure.template.fitting.blocks_of(np.asarray(batch["atype"]))
 
 
 def _loss(structure: Structure, blocks: tuple[int, ...] | None, trainable: Params, frozen: Params, inputs: dict,

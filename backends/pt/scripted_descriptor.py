@@ -109,7 +109,7 @@ class ScriptDescriptor(torch.nn.Module):
         total = torch.zeros(0, dtype=s_hat.dtype, device=s_hat.device)
         start = 0
         for tj, embed in enumerate(self.embeddings):
-            value = embed(s_hat[:, :, start:start + widths[tj], None]) + self.padding_tail(tj, widths, atype)
+            value = self.with_padding_tail(embed(s_hat[:, :, start:start + widths[tj], None]), tj, widths, atype)
             start += widths[tj]
             total = value if tj == 0 else total + value
         return (total * self.scale).to(torch.float64)
@@ -139,13 +139,13 @@ class ScriptDescriptor(torch.nn.Module):
             s_hat = s_hat * torch.index_select(self.exclude, 0, pair.reshape(-1)).reshape(nf, nloc, nkept)
         return s_hat
 
-    def padding_tail(self, tj: int, widths: List[int], atype: torch.Tensor) -> torch.Tensor:
-        """Summed embedding of the padding slots of neighbour type ``tj`` that a trimmed list drops:
-        (nf, nloc, ng), or a scalar zero when none is dropped."""
+    def with_padding_tail(self, value: torch.Tensor, tj: int, widths: List[int], atype: torch.Tensor) -> torch.Tensor:
+        """``value`` (nf, nloc, ng), the embedding summed over the kept slots of neighbour type ``tj``, plus
+        the summed embedding of the padding slots a trimmed list dropped (if any)."""
         if widths[tj] == self.sections[tj + 1] - self.sections[tj]:
-            return torch.zeros(1, dtype=self.davg.dtype, device=atype.device)
+            return value
         per_type = self.padding_tails[self.sections[tj] + tj + widths[tj]]  # (ntypes, ng)
-        return torch.index_select(per_type, 0, atype.reshape(-1)).reshape(atype.shape[0], atype.shape[1], -1)
+        return value + torch.index_select(per_type, 0, atype.reshape(-1)).reshape(atype.shape[0], atype.shape[1], -1)
 
     def table_sums(self, s_hat: torch.Tensor, widths: List[int],
                    atype: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
@@ -160,7 +160,7 @@ class ScriptDescriptor(torch.nn.Module):
         for tj, table in enumerate(self.tables):
             index, weight, offset = table.terms_and_offsets(s_hat[:, :, start:start + widths[tj], None])
             start += widths[tj]
-            value = table.row_sums(index, weight).reshape(nf, nloc, -1) + self.padding_tail(tj, widths, atype)
+            value = self.with_padding_tail(table.row_sums(index, weight).reshape(nf, nloc, -1), tj, widths, atype)
             total = value if tj == 0 else total + value
             indices.append(index)
             offsets.append(offset)

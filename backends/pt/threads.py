@@ -6,22 +6,16 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from dpmodel.host_threads import env_threads
 
 _DONE = False
 
 
 def _env_int(*names: str) -> int:
-    for name in names:
-        value = os.environ.get(name, "").strip()
-        if value:
-            try:
-                return int(value)
-            except ValueError:
-                raise ValueError(f"environment variable {name} = {value!r}: expected an integer number of threads") from None
-    return 0
+    """The first of ``names`` that is set (:func:`dpmodel.host_threads.env_threads`), else 0."""
+    return next((count for count in map(env_threads, names) if count is not None), 0)
 
 
 def configure() -> tuple[int, int]:

@@ -33,7 +33,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from dpmodel.fitting import type_blocks
 from dpmodel.model_factory import model_from_dict
 from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
@@ -174,8 +173,7 @@ def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = Non
 
 def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
     """Atom counts per type of a batch whose frames list their atoms sorted by type (else None)."""
-    fitting = state.model.fitting
-    return None if fitting.mixed_types else type_blocks(np.asarray(batch["atype"]), fitting.ntypes)
+    return state.model.fitting.blocks_of(np.asarray(batch["atype"]))
 
 
 def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
