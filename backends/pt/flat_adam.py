@@ -9,7 +9,8 @@ existing ``.grad`` instead of replacing it). :meth:`FlatGroup.adam` updates all 
 with :func:`adam_in_place`, about ten operations on the whole buffer.
 
 The parameters stay the same ``nn.Parameter`` objects with the same shapes, so the
-module, ``state_dict``, ``DistributedDataParallel`` and serialization see no difference.
+module, ``state_dict`` and serialization see no difference; data-parallel training
+sums the gradient buffers across processes and broadcasts the parameter buffers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PyTorch training step: energy loss with autograd forces, Adam, optional DDP.
+"""The PyTorch training step: energy loss with autograd forces, Adam, optional data parallel.
 
 Functional core::
 
@@ -15,11 +15,14 @@ The loss is :func:`dpmodel.training.loss.energy_loss` (SPEC 8.3) on the outputs 
 On CUDA, ``index_add`` sums in a nondeterministic order, so GPU runs agree with CPU runs
 to rounding (about 1e-14 relative) but are not bitwise reproducible.
 
-Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
-``DistributedDataParallel`` (gloo on CPU, nccl on GPU); every rank receives the same
-global batch, keeps its share of the frames (``numpy.array_split``) and scales its loss
-by ``world_size * local_frames / global_frames``, so DDP's gradient average is the
-gradient of the global-batch loss and the loss curve equals one process's.
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) the ranks join a process group
+(gloo on CPU, nccl on GPU) and start from rank 0's parameters; every rank receives the
+same global batch, keeps its share of the frames (``numpy.array_split``) and scales its
+loss by ``local_frames / global_frames``, so the sum of the ranks' gradients (one
+``all_reduce`` per flat gradient buffer after the backward pass) is the gradient of the
+global-batch loss and the loss curve equals one process's. :func:`close` ends the group:
+its worker threads must be joined before the interpreter exits, which
+``DistributedDataParallel`` would prevent (it keeps the group alive).
 """
 
 from __future__ import annotations
@@ -47,15 +50,14 @@ class TrainState:
     Attributes
     ----------
     model : torch ``EnergyModel`` (trainable parameters are ``nn.Parameter``)
-    network : what the forward pass calls: ``model`` or its ``DistributedDataParallel``
     m, v : Adam moments by parameter name (views of the ``groups`` buffers)
     step : number of Adam updates applied
+    owns_group : whether :func:`build` made the torch.distributed process group
     groups : the trainable parameters, their gradients and moments as flat buffers
         (:func:`backends.pt.flat_adam.flatten`)
     """
 
     model: Any
-    network: Any
     device: torch.device
     beta1: float = BETA1
     beta2: float = BETA2
@@ -64,6 +66,7 @@ class TrainState:
     m: dict[str, torch.Tensor] = field(default_factory=dict)
     v: dict[str, torch.Tensor] = field(default_factory=dict)
     step: int = 0
+    owns_group: bool = False  # build() made the torch.distributed process group; close() ends it
     groups: list[FlatGroup] = field(default_factory=list)
     _parameters: dict[str, torch.nn.Parameter] | None = field(default=None, repr=False)
 
@@ -81,9 +84,12 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def _init_distributed(device: torch.device) -> None:
+def _init_distributed(device: torch.device) -> bool:
+    """Join the torchrun job named by the environment; whether this call made the process group."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
 
 
 def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
@@ -99,29 +105,30 @@ def build(model_dict: dict, optimizer_config: Mapping[str, Any] | None = None,
     """
     config = dict(optimizer_config or {})
     device = default_device() if device is None else torch.device(device)
-    _init_distributed(device)
+    owns_group = _init_distributed(device)
     model = model_from_dict(model_dict).to(device).train()
-    state = TrainState(model, model, device, float(config.get("beta1", BETA1)), float(config.get("beta2", BETA2)),
-                       float(config.get("eps", EPSILON)), config.get("gradient_max_norm"))
+    state = TrainState(model, device, float(config.get("beta1", BETA1)), float(config.get("beta2", BETA2)),
+                       float(config.get("eps", EPSILON)), config.get("gradient_max_norm"), owns_group=owns_group)
     params = state.parameters()
-    state.groups = flatten(params)  # before DDP, which keeps the parameters it sees
+    state.groups = flatten(params)
     for group in state.groups:
         state.m.update(group.views(group.m))
         state.v.update(group.views(group.v))
     if world()[1] > 1:
-        state.network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None)
+        for group in state.groups:
+            torch.distributed.broadcast(group.values, src=0)
     return state
 
 
 def _local_frames(nframes: int) -> tuple[slice, float]:
-    """This rank's frames of a global batch and its loss weight (1.0 without DDP)."""
+    """This rank's frames of a global batch and its loss weight (1.0 in one process);
+    the weights of the ranks sum to 1."""
     rank, size = world()
     if size == 1 or nframes < size:  # too few frames to split: every rank takes the whole batch
-        return slice(0, nframes), 1.0
+        return slice(0, nframes), 1.0 / size
     bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(nframes), size)])
     local = slice(int(bounds[rank]), int(bounds[rank + 1]))
-    return local, size * (local.stop - local.start) / nframes
+    return local, (local.stop - local.start) / nframes
 
 
 def _tensor(value: Any, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor | None:
@@ -134,12 +141,10 @@ def forward_loss(state: TrainState, batch: Mapping[str, Any], prefactors: Mappin
     frames, weight = _local_frames(len(batch["atype"]))
     dev = state.device
     get = lambda key, dtype=torch.float64: _tensor(None if batch.get(key) is None else batch[key][frames], dev, dtype)
-    network = state.network if training else state.model
-    # train() visits every submodule: only on a change of mode, read from the model itself
-    # (evaluation sets it directly, not through a DistributedDataParallel wrapper)
+    # train() visits every submodule: only on a change of mode
     if state.model.training != training:
-        network.train(training)
-    pred = network(get("coord"), get("atype", torch.int64), get("box"), get("fparam"), get("aparam"))
+        state.model.train(training)
+    pred = state.model(get("coord"), get("atype", torch.int64), get("box"), get("fparam"), get("aparam"))
     if not training:
         pred = {k: v.detach() for k, v in pred.items()}
     label = {key: get(key) for key in _LABELS}
@@ -161,6 +166,9 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
         group.zero_grads(params)
     loss, metrics = forward_loss(state, batch, prefactors, training=True)
     loss.backward()
+    if world()[1] > 1:  # each rank's loss carries its share of the batch: the gradients add up
+        for group in state.groups:
+            torch.distributed.all_reduce(group.grads)
     return _reduce_metrics(loss, metrics, batch)
 
 
@@ -179,9 +187,9 @@ def _reduce_metrics(loss: torch.Tensor, metrics: dict[str, torch.Tensor], batch:
         out = {key: float(value.detach()) for key, value in metrics.items()}
         out["loss"] = float(loss.detach())
         return out
-    # loss already carries size * local/global; mean squares get local/global the same way
+    # loss already carries local/global; mean squares get the same weight
     _, weight = _local_frames(len(batch["atype"]))
-    values = [loss.detach() / size] + [(metrics[f"rmse_{k}"].detach() / norm[k]) ** 2 * weight / size for k in norm]
+    values = [loss.detach()] + [(metrics[f"rmse_{k}"].detach() / norm[k]) ** 2 * weight for k in norm]
     packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=loss.device) for v in values])
     torch.distributed.all_reduce(packed)
     total, *squares = packed.tolist()
@@ -227,6 +235,13 @@ def load_state_dict(state: TrainState, flat: Mapping[str, np.ndarray]) -> None:
     state.step = int(np.asarray(flat["adam_step"]))
 
 
+def close(state: TrainState) -> None:
+    """Destroy the process group :func:`build` made, if any; the model stays usable on this rank."""
+    if state.owns_group and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    state.owns_group = False
+
+
 class BackendTrainer:
     """The :class:`dpmodel.training.protocol.BackendTrainer` of the PyTorch backend."""
 
@@ -255,3 +270,7 @@ class BackendTrainer:
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         load_state_dict(self.train_state, state)
+
+    def close(self) -> None:
+        """End the data-parallel process group this trainer made (its threads would abort the exit)."""
+        close(self.train_state)

@@ -185,6 +185,9 @@ class Trainer:
                         raise TrainingInterrupted(done, path)
         finally:
             neighbor_cache.deactivate(cache)
+            close = getattr(self.p.trainer, "close", None)
+            if close is not None:
+                close()
         clock.summary(done)
         if start >= self.numb_steps:
             log.warning("the checkpoint is at step %d >= numb_steps = %d: nothing to train", start, self.numb_steps)

@@ -38,6 +38,13 @@ State
 backend needs to continue the identical trajectory: parameters, optimizer moments and
 its step counter. ``load_state(state)`` restores it exactly (bitwise). The keys are
 the backend's own business; the checkpoint stores them as they are.
+
+Optional members
+----------------
+``is_main`` (property, default True): whether this process writes the files (False on
+data-parallel ranks other than the first). ``close()``: called once when training ends,
+normally or not, to release what the backend set up for it (a data-parallel process
+group, for instance).
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ def test_thread_environment():
 
 
 DDP_SCRIPT = """
-import json, sys
+import glob, json, os, sys
 import numpy as np
 sys.path[:0] = [{tests!r}, {tests_pt!r}]
 from test_pt_train import PREFS, make_batch
@@ -178,12 +178,20 @@ model, batch = make_batch(seed=3)
 # 3 frames: ranks get 2 and 1 (uneven split)
 batch = {{k: (np.concatenate([v, v[:1] * (1 if k == "atype" else 1.01)]) if isinstance(v, np.ndarray) else v)
           for k, v in batch.items()}}
-state = train.build(model.serialize())  # DEVICE=cpu: gloo on CPU
+data = model.serialize()
+if os.environ.get("RANK", "0") != "0":  # rank 0's parameters must reach every rank
+    net = data["fitting"]["nets"]["networks"][0]["layers"][0]
+    net["@variables"]["w"] = net["@variables"]["w"] + 0.1
+state = train.build(data)  # DEVICE=cpu: gloo on CPU
 curve = []
 for step in range(3):
     curve.append(train.loss_and_grad(state, batch, PREFS))
     train.apply_update(state, 1e-3)
+curve.append(train.loss_and_grad(state, {{k: (v[:1] if isinstance(v, np.ndarray) else v) for k, v in batch.items()}}, PREFS))
 rank, size = train.world()
+train.close(state)
+threads = sorted(open(f).read().strip() for f in glob.glob("/proc/self/task/*/comm"))
+assert not any("gloo" in name for name in threads), threads  # the group's threads were joined
 if rank == 0:
     json.dump({{"size": size, "curve": curve}}, open({out!r}.format(size), "w"))
 """
@@ -205,7 +213,7 @@ def test_ddp_matches_one_process(tmp_path):
 
     one = json.loads((tmp_path / "curve1.json").read_text())["curve"]
     two = json.loads((tmp_path / "curve2.json").read_text())["curve"]
-    assert len(one) == len(two) == 3
+    assert len(one) == len(two) == 4  # 3 steps, then a one-frame batch (every rank takes it whole)
     for a, b in zip(one, two):
         for key in a:
             np.testing.assert_allclose(b[key], a[key], rtol=1e-12, err_msg=key)

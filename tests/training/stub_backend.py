@@ -21,6 +21,7 @@ class StubTrainer:
         self.w = np.zeros(3)
         self.m = np.zeros(3)
         self.count = 0
+        self.closed = 0
         self.on_step = on_step
 
     def _metrics(self, batch: dict) -> dict:
@@ -49,6 +50,9 @@ class StubTrainer:
 
     def load_state(self, state: dict) -> None:
         self.w, self.m, self.count = np.array(state["w"]), np.array(state["m"]), int(state["count"])
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 def stub_prepared(config: dict, train, valid, trainer: StubTrainer, model: dict) -> Prepared:

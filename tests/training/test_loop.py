@@ -33,6 +33,7 @@ def _run(config, workdir, on_step=None, restart=None):
 def test_rows_checkpoints_and_out_json(small_config, tmp_path) -> None:
     trainer, run = _run(small_config, tmp_path)
     assert run() == 12
+    assert trainer.p.trainer.closed == 1, "the backend is closed once training ends"
     assert [row["step"] for row in trainer.history] == [1, 2, 4, 6, 8, 10, 12]
     table = np.genfromtxt(tmp_path / "lcurve.out", names=True)
     assert table.dtype.names == ("step", "rmse_val", "rmse_trn", "rmse_e_val", "rmse_e_trn", "rmse_f_val",
@@ -69,6 +70,7 @@ def test_ctrl_c_saves_and_restart_matches(small_config, tmp_path) -> None:
     with pytest.raises(TrainingInterrupted) as info:
         run()
     assert info.value.step == 5 and info.value.checkpoint.name == "model.ckpt-5.dp"
+    assert stopped.p.trainer.closed == 1, "an interrupted run closes the backend too"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     resumed, run = _run(small_config, tmp_path / "cut", restart=tmp_path / "cut")
     run()
