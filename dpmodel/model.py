@@ -134,14 +134,17 @@ class EnergyModel:
 
     def atomic_energy_from_pairs(self, diff: Array, atype_ext: Array, nlist: Array, fparam: Array | None = None,
                                  aparam: Array | None = None, need_grad: bool = False,
-                                 widths: list[int] | None = None, type_blocks: Sequence[int] | None = None):
+                                 widths: list[int] | None = None, type_blocks: Sequence[int] | None = None,
+                                 split_types: bool | None = None):
         """:meth:`atomic_energy` from pair displacements (nf, nloc, nnei, 3), Å.
 
         ``nlist`` must already have ``pair_exclude_types`` removed (:meth:`exclude_pairs`);
-        ``widths`` as returned with a list trimmed by :func:`dpmodel.neighbor.trim_neighbor_list`;
-        given, the arrays are concrete and each fitting net runs on its own type's atoms only.
-        ``type_blocks``: atom counts per type of frames whose atoms are sorted by type (each
-        fitting net on its own block; :meth:`dpmodel.fitting.EnergyFitting.call`).
+        ``widths``: slots kept per type block of a list cut by :func:`dpmodel.neighbor.trim_neighbor_list`
+        or :func:`dpmodel.neighbor.cut_neighbor_list` (the others were padding).
+        ``split_types`` (default: when ``widths`` are given, for concrete arrays): each fitting
+        net gathers its own type's atoms. ``type_blocks``: atom counts per type of frames whose
+        atoms are sorted by type (each fitting net on its own block, a static slice;
+        :meth:`dpmodel.fitting.EnergyFitting.call`).
         Backends differentiate this function with respect to ``diff``.
         """
         xp = array_namespace(diff, atype_ext, nlist)
@@ -149,7 +152,8 @@ class EnergyModel:
         safe_ext = xp.where(atype_ext >= 0, atype_ext, xp.zeros_like(atype_ext))
         descriptor, cache = self.descriptor.forward_pairs(diff, safe_ext, nlist, need_grad, widths)
         atype = safe_ext[:, :nloc]
-        energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad, split_types=widths is not None,
+        split_types = widths is not None if split_types is None else split_types
+        energy, grad = self.fitting.call(descriptor, atype, fparam, aparam, need_grad, split_types=split_types,
                                          type_blocks=type_blocks)
         bias = xp.take(as_array(xp, self.out_bias[0, :, 0], descriptor), xp.reshape(atype, (-1,)))
         mask = self.atom_mask(atype_ext[:, :nloc])

@@ -184,17 +184,44 @@ def trim_neighbor_list(nlist: Array, sel: list[int]) -> tuple[Array, list[int]]:
     trimmed : shape (nf, nloc, sum(widths)); the first ``widths[t]`` slots of block ``t``
     widths : kept slots per type, ``widths[t] <= sel[t]``
     """
+    widths = used_widths(nlist, sel)
+    return cut_neighbor_list(nlist, sel, widths), widths
+
+
+def used_widths(nlist: Array, sel: list[int]) -> list[int]:
+    """Per type block, the slots up to the last one holding a neighbour in any row (concrete ``nlist``)."""
     xp = array_namespace(nlist)
-    blocks, widths, start = [], [], 0
+    widths, start = [], 0
     for width in sel:
         block = nlist[..., start:start + width]
         position = xp.reshape(xp.arange(1, width + 1, dtype=nlist.dtype), (1, 1, width))
         last = xp.where(block >= 0, position, xp.zeros_like(block))
-        used = int(xp.max(last)) if math.prod(last.shape) else 0
-        blocks.append(block[..., :used])
-        widths.append(used)
+        widths.append(int(xp.max(last)) if math.prod(last.shape) else 0)
         start += width
-    return xp.concat(blocks, axis=-1), widths
+    return widths
+
+
+def cut_neighbor_list(nlist: Array, sel: list[int], widths: list[int]) -> Array:
+    """The first ``widths[t]`` slots of each type block ``t`` of ``nlist`` (nf, nloc, sum(sel));
+    the others must be padding (:func:`used_widths` at most ``widths``)."""
+    xp = array_namespace(nlist)
+    starts = np.cumsum([0, *sel])[:-1]
+    return xp.concat([nlist[..., int(a):int(a) + w] for a, w in zip(starts, widths)], axis=-1)
+
+
+def narrow_neighbor_list(nlist: Array, sel: list[int], widths: tuple[int, ...] | None
+                         ) -> tuple[Array, tuple[int, ...] | None]:
+    """``nlist`` cut to ``widths`` (:func:`cut_neighbor_list`) and ``widths``, when given and
+    no row fills a slot beyond them; else ``nlist`` unchanged and None (concrete ``nlist``)."""
+    if widths is None or any(u > w for u, w in zip(used_widths(nlist, sel), widths)):
+        return nlist, None
+    return cut_neighbor_list(nlist, sel, list(widths)), tuple(widths)
+
+
+def slot_widths(max_count: list[int] | np.ndarray, sel: list[int]) -> list[int]:
+    """Slots to keep per type for neighbour lists with at most ``max_count[t]`` neighbours of
+    type ``t``: the slots beyond are padding in every row."""
+    return [min(int(s), int(c)) for c, s in zip(max_count, sel)]
 
 
 def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int],

@@ -50,11 +50,13 @@ OUTPUT_KEYS = ("energy", "atom_energy", "force", "virial", "mask", "atom_virial"
 # ---------------------------------------------------------------------- pure functions
 def lower_outputs(model: EnergyModel, params: Params, coord_ext: Any, atype_ext: Any, nlist: Any, mapping: Any,
                   fparam: Any = None, aparam: Any = None, atomic: bool = False,
-                  type_blocks: tuple[int, ...] | None = None) -> dict:
+                  type_blocks: tuple[int, ...] | None = None, widths: tuple[int, ...] | None = None) -> dict:
     """Outputs of dpmodel's ``call_lower`` with forces from ``jax.grad`` (traceable, pure in ``params``).
 
     ``type_blocks``: atom counts per type of frames whose local atoms are sorted by type
     (:func:`dpmodel.fitting.type_blocks`; static), each fitting net then on its own atoms only.
+    ``widths``: slots per type block of an ``nlist`` cut by :func:`dpmodel.neighbor.cut_neighbor_list`
+    (static; the dropped slots were padding, their constant embedding is added back).
 
     Parameters
     ----------
@@ -74,7 +76,8 @@ def lower_outputs(model: EnergyModel, params: Params, coord_ext: Any, atype_ext:
 
     def total(pairs):
         atom_energy, mask = bound.atomic_energy_from_pairs(pairs, atype_ext, nlist, fparam, aparam,
-                                                           type_blocks=type_blocks)
+                                                           widths=None if widths is None else list(widths),
+                                                           type_blocks=type_blocks, split_types=False)
         return jnp.sum(atom_energy), (atom_energy, mask)
 
     (_, (atom_energy, mask)), pair_grad = jax.value_and_grad(total, has_aux=True)(diff)

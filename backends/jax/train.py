@@ -3,7 +3,9 @@
 Functional API (every function is pure in the state; jitted parts compile once per
 model structure, batch shape and, for batches whose atoms are sorted by type, atom
 composition: each fitting net then runs on its own static block of atoms instead of on
-every atom under a type mask)::
+every atom under a type mask; once the most neighbours per type in the data are known
+(:meth:`BackendTrainer.set_max_neighbors`), the neighbour lists keep only the slots some
+frame fills, and the embedding nets skip the rest)::
 
     state = build(model_dict, seed)                       # TrainState
     loss, grads, metrics = loss_and_grad(state, batch, prefactors)
@@ -40,11 +42,12 @@ from backends.jax.compiler import jit
 from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
 from dpmodel.model_factory import model_from_dict
+from dpmodel.neighbor import narrow_neighbor_list, slot_widths
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
-           "loss_and_grad", "model_dict", "state_dict", "train_step"]
+           "loss_and_grad", "model_dict", "set_max_neighbors", "state_dict", "train_step"]
 
 _ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPSILON)
 
@@ -60,6 +63,7 @@ class TrainState:
     frozen : pytree of everything else (statistics, frozen layers)
     opt_state : ``optax.ScaleByAdamState`` over ``trainable`` (``count``, ``mu``, ``nu``)
     seed : the seed given to :func:`build` (recorded; Adam uses no randomness)
+    widths : neighbour-list slots kept per type block (:func:`set_max_neighbors`), or None for ``sel``
     """
 
     structure: Structure
@@ -67,6 +71,7 @@ class TrainState:
     frozen: Params
     opt_state: Any
     seed: int | None = None
+    widths: tuple[int, ...] | None = None
 
     @property
     def params(self) -> Params:
@@ -93,14 +98,26 @@ def model_dict(state: TrainState) -> dict:
     return bind(state.structure.template, state.params).serialize()
 
 
+def set_max_neighbors(state: TrainState, max_count) -> TrainState:
+    """A state whose batches with at most ``max_count[t]`` neighbours of type ``t`` per atom get
+    neighbour lists of :func:`dpmodel.neighbor.slot_widths` slots (other batches keep all of ``sel``)."""
+    sel = state.structure.template.get_sel()
+    widths = tuple(slot_widths(max_count, sel))
+    return replace(state, widths=None if list(widths) == list(sel) else widths)
+
+
 # ---------------------------------------------------------------------- loss
-def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Host-side neighbour list and labels of a batch as JAX arrays (call under x64)."""
+Layout = tuple  # (type blocks or None, neighbour-list widths or None): static, keys the compilations
+
+
+def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, dict, Layout]:
+    """Host-side neighbour list and labels of a batch as JAX arrays (call under x64), and its layout."""
     template = state.structure.template
     atype = np.asarray(batch["atype"], dtype=np.int64)
     nf, nat = atype.shape
     inputs = neighbor_inputs(np.asarray(batch["coord"]), atype, batch.get("box"), template.get_rcut(),
                              template.get_sel())
+    inputs["nlist"], widths = narrow_neighbor_list(inputs["nlist"], template.get_sel(), state.widths)
     fitting = template.fitting
     fparam, aparam = frame_params(nf, nat, batch.get("fparam"), batch.get("aparam"), fitting.numb_fparam,
                                   0 if fitting.use_aparam_as_mask else fitting.numb_aparam, fitting.default_fparam)
@@ -113,7 +130,7 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
         value = batch.get(key)
         labels[key] = jnp.zeros(shape) if value is None else jnp.asarray(np.asarray(value, np.float64).reshape(shape))
         labels[f"find_{key}"] = jnp.asarray(float(batch.get(f"find_{key}", 0.0 if value is None else 1.0)))
-    return inputs, labels
+    return inputs, labels, (_blocks(state, batch), widths)
 
 
 def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
@@ -122,27 +139,27 @@ def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | No
     return state.structure.template.fitting.blocks_of(np.asarray(batch["atype"]))
 
 
-def _loss(structure: Structure, blocks: tuple[int, ...] | None, trainable: Params, frozen: Params, inputs: dict,
+def _loss(structure: Structure, layout: Layout, trainable: Params, frozen: Params, inputs: dict,
           labels: dict, prefs: dict):
     params = merge_trainable(trainable, frozen)
     pred = lower_outputs(structure.template, params, inputs["coord_ext"], inputs["atype_ext"], inputs["nlist"],
-                         inputs["mapping"], inputs["fparam"], inputs["aparam"], False, blocks)
+                         inputs["mapping"], inputs["fparam"], inputs["aparam"], False, *layout)
     natoms = inputs["nlist"].shape[1]
     return energy_loss(pred, labels, prefs, natoms)
 
 
-@partial(jit, static_argnames=("structure", "blocks"))
-def _loss_and_grad_jit(structure, blocks, trainable, frozen, inputs, labels, prefs):
+@partial(jit, static_argnames=("structure", "layout"))
+def _loss_and_grad_jit(structure, layout, trainable, frozen, inputs, labels, prefs):
     TRACES["loss_and_grad"] += 1
-    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, blocks), has_aux=True)(
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, layout), has_aux=True)(
         trainable, frozen, inputs, labels, prefs)
     return loss, grads, metrics
 
 
-@partial(jit, static_argnames=("structure", "blocks"))
-def _loss_jit(structure, blocks, trainable, frozen, inputs, labels, prefs):
+@partial(jit, static_argnames=("structure", "layout"))
+def _loss_jit(structure, layout, trainable, frozen, inputs, labels, prefs):
     TRACES["loss"] += 1
-    return _loss(structure, blocks, trainable, frozen, inputs, labels, prefs)
+    return _loss(structure, layout, trainable, frozen, inputs, labels, prefs)
 
 
 def _scalar(value: float | None) -> Any:
@@ -170,17 +187,16 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     ``rmse_f``, ``rmse_v``; 0-d JAX arrays)
     """
     with x64():
-        inputs, labels = _batch_inputs(state, batch)
-        return _loss_and_grad_jit(state.structure, _blocks(state, batch), state.trainable, state.frozen, inputs,
-                                  labels, _prefs(prefactors))
+        inputs, labels, layout = _batch_inputs(state, batch)
+        return _loss_and_grad_jit(state.structure, layout, state.trainable, state.frozen, inputs, labels,
+                                  _prefs(prefactors))
 
 
 def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> tuple[Any, dict]:
     """Loss and metrics of :func:`loss_and_grad` without the gradient."""
     with x64():
-        inputs, labels = _batch_inputs(state, batch)
-        return _loss_jit(state.structure, _blocks(state, batch), state.trainable, state.frozen, inputs, labels,
-                         _prefs(prefactors))
+        inputs, labels, layout = _batch_inputs(state, batch)
+        return _loss_jit(state.structure, layout, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
 
 
 # ---------------------------------------------------------------------- update
@@ -210,10 +226,10 @@ def apply_update(state: TrainState, grads: Params, lr: float, max_norm: float | 
     return replace(state, trainable=trainable, opt_state=opt_state)
 
 
-@partial(jit, static_argnames=("structure", "blocks"))
-def _train_step_jit(structure, blocks, trainable, frozen, opt_state, inputs, labels, prefs, lr, max_norm):
+@partial(jit, static_argnames=("structure", "layout"))
+def _train_step_jit(structure, layout, trainable, frozen, opt_state, inputs, labels, prefs, lr, max_norm):
     TRACES["train_step"] += 1
-    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, blocks), has_aux=True)(
+    (loss, metrics), grads = jax.value_and_grad(partial(_loss, structure, layout), has_aux=True)(
         trainable, frozen, inputs, labels, prefs)
     trainable, opt_state = _adam(trainable, opt_state, grads, lr, max_norm)
     return trainable, opt_state, loss, metrics
@@ -225,9 +241,9 @@ def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[
     loss and metrics before the update. The gradients stay inside the program, and one dispatch
     replaces two (about 2 ms less per step of the water example)."""
     with x64():
-        inputs, labels = _batch_inputs(state, batch)
+        inputs, labels, layout = _batch_inputs(state, batch)
         trainable, opt_state, loss, metrics = _train_step_jit(
-            state.structure, _blocks(state, batch), state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
+            state.structure, layout, state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
             _scalar(lr), _scalar(max_norm))
     return replace(state, trainable=trainable, opt_state=opt_state), loss, metrics
 
@@ -306,4 +322,8 @@ class BackendTrainer:
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore :meth:`state` bitwise."""
-        self._state = load_state_dict(self._model_dict, state, self._seed)
+        self._state = replace(load_state_dict(self._model_dict, state, self._seed), widths=self._state.widths)
+
+    def set_max_neighbors(self, max_count) -> None:
+        """Keep only the neighbour-list slots the data can fill (:func:`dpmodel.neighbor.slot_widths`)."""
+        self._state = set_max_neighbors(self._state, max_count)

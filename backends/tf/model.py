@@ -62,11 +62,14 @@ def signature_of(model: EnergyModel) -> list[tf.TensorSpec]:
 
 def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Tensor, nlist: tf.Tensor,
                       mapping: tf.Tensor, fparam: tf.Tensor | None = None, aparam: tf.Tensor | None = None,
-                      type_blocks: Sequence[int] | None = None) -> dict[str, tf.Tensor]:
+                      type_blocks: Sequence[int] | None = None, widths: Sequence[int] | None = None
+                      ) -> dict[str, tf.Tensor]:
     """Outputs of the lower interface as ``tf.Tensor`` objects (works eagerly and inside ``tf.function``).
 
     ``type_blocks``: atom counts per type, when every frame lists its local atoms sorted by type
     (:func:`dpmodel.fitting.type_blocks`); each fitting net then runs on its own atoms only.
+    ``widths``: slots per type block of an ``nlist`` cut by :func:`dpmodel.neighbor.cut_neighbor_list`
+    (the dropped slots were padding; their constant embedding is added back).
     """
     register()
     coord_ext, atype_ext, nlist, mapping = (TFArray(tf.convert_to_tensor(t)) for t in (coord_ext, atype_ext, nlist, mapping))
@@ -77,7 +80,8 @@ def energy_and_forces(model: EnergyModel, coord_ext: tf.Tensor, atype_ext: tf.Te
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(diff)
         atom_energy, mask = model.atomic_energy_from_pairs(TFArray(diff), atype_ext, nlist, fparam, aparam,
-                                                           type_blocks=type_blocks)
+                                                           widths=None if widths is None else list(widths),
+                                                           type_blocks=type_blocks, split_types=False)
         total = tf.reduce_sum(unwrap(atom_energy))
     pair_grad = tape.gradient(total, diff, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     force, virial, atom_virial = forces_and_virials(TFArray(pair_grad), TFArray(diff), nlist, mapping, True)

@@ -20,7 +20,11 @@ whole training traces each once, whatever the systems (``TrainState.trace_counts
 that batches whose atoms are sorted by type (as DeePMD-kit data usually are) get functions of
 their own per atom composition, in which each fitting net runs on its own block of atoms
 instead of on every atom under a type mask: half the fitting work for two types, 13 to 18 %
-less time per water step (paired runs of 300 steps). XLA compiles them
+less time per water step (paired runs of 300 steps). Once the trainer knows the most neighbours
+of each type in the data (:meth:`BackendTrainer.set_max_neighbors`), the neighbour lists keep
+only the slots some frame fills (:func:`dpmodel.neighbor.slot_widths`), in functions of their
+own; the embedding nets then skip the padding slots, whose constant contribution is added
+back. XLA compiles them
 (:mod:`backends.tf.xla`; ``DP_TF_XLA=0`` turns it off): the loss and the fused step per
 batch shape, the update once.
 """
@@ -34,16 +38,17 @@ import numpy as np
 import tensorflow as tf
 
 from dpmodel.model_factory import model_from_dict
+from dpmodel.neighbor import narrow_neighbor_list, slot_widths
 from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
 from backends.tf import xla
-from backends.tf.model import INPUT_NAMES, energy_and_forces, prepare_inputs, signature_of
+from backends.tf.model import INPUT_NAMES, energy_and_forces, input_signature, prepare_inputs
 from backends.tf.modules import EnergyModel
 from backends.tf.xp import TFArray, unwrap
 
 __all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
-           "serialize", "state_dict", "train_step"]
+           "serialize", "set_max_neighbors", "state_dict", "train_step"]
 
 _LABEL_SPECS = [tf.TensorSpec([None, 1], tf.float64, name="energy"),
                 tf.TensorSpec([None, None, 3], tf.float64, name="force"),
@@ -66,7 +71,10 @@ class TrainState:
     active : loss terms (``"e"``, ``"f"``, ``"v"``) in the graph; the others are skipped
     max_norm : ``training/gradient_max_norm`` or None
     trace_counts : traces of the ``loss``, ``metrics`` and ``update`` functions
-    functions : the compiled functions, by name, and by ``(name, blocks)`` for batches sorted by type
+    functions : the compiled functions, by name, and by ``(name, blocks, widths)`` for batches
+        sorted by type (``blocks``) or with neighbour lists cut to ``widths``
+    widths : neighbour-list slots kept per type block (:meth:`BackendTrainer.set_max_neighbors`),
+        or None for all of ``sel``
     """
 
     model: EnergyModel
@@ -79,6 +87,7 @@ class TrainState:
     max_norm: float | None = None
     trace_counts: dict[str, int] = field(default_factory=lambda: {"loss": 0, "metrics": 0, "update": 0})
     functions: dict[str | tuple, Any] = field(default_factory=dict)
+    widths: tuple[int, ...] | None = None
 
 
 def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: float | None = None) -> TrainState:
@@ -97,43 +106,53 @@ def build(model_dict: dict, active: Sequence[str] = ("e", "f", "v"), max_norm: f
     # XLA: one fused program instead of ~15 executor ops per parameter (about 4 ms a step for water)
     state.functions["update"] = tf.function(lambda g, lr: _adam_graph(state, g, lr), input_signature=update_specs,
                                             autograph=False, jit_compile=xla.enabled())
-    _add_batch_functions(state, None)
+    _add_batch_functions(state, None, None)
     return state
 
 
-def _add_batch_functions(state: TrainState, blocks: tuple[int, ...] | None) -> None:
+def _add_batch_functions(state: TrainState, blocks: tuple[int, ...] | None, widths: tuple[int, ...] | None) -> None:
     """The ``loss``, ``metrics`` and ``step`` functions of batches whose atoms are sorted by type in
-    ``blocks`` (atom counts per type; None: any order), under those names for None, else under
-    ``(name, blocks)``: a model's fitting nets run on their own blocks only, a static slice each,
-    so each atom composition of the data gets its own trace."""
-    signature = [*signature_of(state.model), *_LABEL_SPECS]
+    ``blocks`` (atom counts per type; None: any order) and whose neighbour lists keep ``widths``
+    slots per type block (None: ``sel``), under those names for (None, None), else under
+    ``(name, blocks, widths)``: a model's fitting nets run on their own blocks only, a static slice
+    each, so each atom composition of the data gets its own trace."""
+    model, fitting = state.model, state.model.fitting
+    nnei = model.descriptor.nnei if widths is None else sum(widths)
+    signature = [*input_signature(nnei, fitting.numb_fparam, fitting.numb_aparam), *_LABEL_SPECS]
     lr_spec = tf.TensorSpec([], tf.float64, name="lr")
-    loss = tf.function(lambda *a: _loss_graph(state, True, *a, blocks=blocks), input_signature=signature,
-                       autograph=False)
-    metrics = tf.function(lambda *a: _loss_graph(state, False, *a, blocks=blocks), input_signature=signature,
+    layout = {"blocks": blocks, "widths": widths}
+    loss = tf.function(lambda *a: _loss_graph(state, True, *a, **layout), input_signature=signature, autograph=False)
+    metrics = tf.function(lambda *a: _loss_graph(state, False, *a, **layout), input_signature=signature,
                           autograph=False)
     # loss, gradients and update in one call: the gradients never leave the program, and the
     # per-call cost of a function of one argument per parameter (about 3 ms for water) is not paid
-    step = tf.function(lambda *a: _step_graph(state, *a, blocks=blocks), input_signature=[*signature, lr_spec],
+    step = tf.function(lambda *a: _step_graph(state, *a, **layout), input_signature=[*signature, lr_spec],
                        autograph=False)
     # XLA from a batch shape's first step, so that a restarted run repeats the same arithmetic
     functions = {"loss": xla.HotShapes(loss, signature, hot_after=1), "metrics": metrics,
                  "step": xla.HotShapes(step, [*signature, lr_spec], hot_after=1)}
     for name, function in functions.items():
-        state.functions[name if blocks is None else (name, blocks)] = function
+        state.functions[_function_key(name, blocks, widths)] = function
 
 
-def _batch_function(state: TrainState, name: str, blocks: tuple[int, ...] | None) -> Any:
-    if blocks is not None and (name, blocks) not in state.functions:
-        _add_batch_functions(state, blocks)
-    return state.functions[name if blocks is None else (name, blocks)]
+def _function_key(name: str, blocks: tuple[int, ...] | None, widths: tuple[int, ...] | None) -> str | tuple:
+    return name if blocks is None and widths is None else (name, blocks, widths)
+
+
+def _batch_function(state: TrainState, name: str, blocks: tuple[int, ...] | None,
+                    widths: tuple[int, ...] | None = None) -> Any:
+    key = _function_key(name, blocks, widths)
+    if key not in state.functions:
+        _add_batch_functions(state, blocks, widths)
+    return state.functions[key]
 
 
 def _loss_graph(state: TrainState, with_grad: bool, coord_ext, atype_ext, nlist, mapping, fparam, aparam,
-                energy, force, virial, find, pref, natoms, blocks: tuple[int, ...] | None = None):
+                energy, force, virial, find, pref, natoms, blocks: tuple[int, ...] | None = None,
+                widths: tuple[int, ...] | None = None):
     state.trace_counts["loss" if with_grad else "metrics"] += 1
     with tf.GradientTape() as tape:
-        out = energy_and_forces(state.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, blocks)
+        out = energy_and_forces(state.model, coord_ext, atype_ext, nlist, mapping, fparam, aparam, blocks, widths)
         pred = {k: TFArray(out[k]) for k in ("energy", "force", "virial")}
         label = {"energy": TFArray(energy), "force": TFArray(force), "virial": TFArray(virial)}
         prefs = {}
@@ -165,8 +184,9 @@ def _adam_graph(state: TrainState, grads, lr):
     return state.step
 
 
-def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = None):
-    loss, metrics, grads = _loss_graph(state, True, *inputs[:-1], blocks=blocks)
+def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = None,
+                widths: tuple[int, ...] | None = None):
+    loss, metrics, grads = _loss_graph(state, True, *inputs[:-1], blocks=blocks, widths=widths)
     _adam_graph(state, grads, inputs[-1])
     return loss, metrics
 
@@ -176,7 +196,15 @@ def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | No
     return state.model.fitting.blocks_of(np.asarray(batch["atype"]))
 
 
+def _run(state: TrainState, name: str, batch: Mapping[str, Any], prefactors: Mapping[str, float], *extra) -> Any:
+    """Function ``name`` of the batch's layout (type blocks, neighbour-list widths) on the batch."""
+    inputs = _graph_inputs(state, batch, prefactors)
+    inputs[2], widths = narrow_neighbor_list(inputs[2], state.model.get_sel(), state.widths)
+    return _batch_function(state, name, _blocks(state, batch), widths)(*inputs, *extra)
+
+
 def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
+    """Inputs of the loss functions (``nlist`` with all of ``sel``)."""
     model, fitting = state.model, state.model.fitting
     atype = np.asarray(batch["atype"])
     nf, nat = atype.shape
@@ -200,14 +228,13 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
         ``find_*`` flags; optional ``fparam``, ``aparam``)
     prefactors : ``{"e": p_e, "f": p_f, "v": p_v}`` before the ``find_*`` flags
     """
-    function = _batch_function(state, "loss", _blocks(state, batch))
-    loss, metrics, grads = function(*_graph_inputs(state, batch, prefactors))
+    loss, metrics, grads = _run(state, "loss", batch, prefactors)
     return loss, metrics, list(grads)
 
 
 def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
     """The metrics of :func:`loss_and_grad` without gradients."""
-    return _batch_function(state, "metrics", _blocks(state, batch))(*_graph_inputs(state, batch, prefactors))[1]
+    return _run(state, "metrics", batch, prefactors)[1]
 
 
 def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> None:
@@ -218,8 +245,15 @@ def apply_update(state: TrainState, grads: Sequence[tf.Tensor], lr: float) -> No
 def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float],
                lr: float) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """:func:`loss_and_grad` then :func:`apply_update` as one compiled call; loss and metrics."""
-    step = _batch_function(state, "step", _blocks(state, batch))
-    return step(*_graph_inputs(state, batch, prefactors), tf.constant(lr, tf.float64))
+    return _run(state, "step", batch, prefactors, tf.constant(lr, tf.float64))
+
+
+def set_max_neighbors(state: TrainState, max_count: Sequence[int]) -> None:
+    """Batches with at most ``max_count[t]`` neighbours of type ``t`` per atom get neighbour lists of
+    :func:`dpmodel.neighbor.slot_widths` slots (other batches keep all of ``sel``)."""
+    sel = state.model.get_sel()
+    widths = tuple(slot_widths(max_count, sel))
+    state.widths = None if list(widths) == list(sel) else widths
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:
@@ -270,3 +304,7 @@ class BackendTrainer:
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         load_state_dict(self.train_state, state)
+
+    def set_max_neighbors(self, max_count: Sequence[int]) -> None:
+        """Keep only the neighbour-list slots the data can fill (:func:`dpmodel.neighbor.slot_widths`)."""
+        set_max_neighbors(self.train_state, max_count)

@@ -44,7 +44,11 @@ Optional members
 ``is_main`` (property, default True): whether this process writes the files (False on
 data-parallel ranks other than the first). ``close()``: called once when training ends,
 normally or not, to release what the backend set up for it (a data-parallel process
-group, for instance).
+group, for instance). ``set_max_neighbors(max_count)``: called once before training
+when the neighbour statistics are known, with the most neighbours of each type within
+``rcut`` of any atom of the training and validation data (a list of ints); a backend may
+then leave out the neighbour-list slots that no frame fills (their constant contribution
+is added back: :func:`dpmodel.neighbor.slot_widths`).
 """
 
 from __future__ import annotations

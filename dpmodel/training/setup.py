@@ -138,6 +138,8 @@ def prepare(input_path: str | Path, backend: str, options: TrainOptions) -> Prep
     if stat is not None:
         min_dist = stat.min_dist
     trainer = cls(model, config)
+    if stat is not None and hasattr(trainer, "set_max_neighbors"):
+        trainer.set_max_neighbors([int(c) for c in stat.max_count])
     prepared = Prepared(config, info, trainer, train, valid, min_nbor_dist=min_dist)
     if ckpt is not None:
         trainer.load_state(ckpt.state)

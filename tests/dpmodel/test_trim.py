@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dpmodel.env_mat import pair_displacements
-from dpmodel.neighbor import neighbor_data, trim_neighbor_list
+from dpmodel.neighbor import narrow_neighbor_list, neighbor_data, slot_widths, trim_neighbor_list
 from tests.systems import random_system, make_model
 
 OPTIONS = {
@@ -28,6 +28,18 @@ def test_trim_of_an_empty_block_is_zero_wide():
     nlist = np.array([[[1, -1, -1]]])
     trimmed, widths = trim_neighbor_list(nlist, [1, 2])
     assert widths == [1, 0] and trimmed.shape == (1, 1, 1)
+
+
+def test_narrow_to_fixed_widths_only_when_nothing_is_lost():
+    """A list cut to fixed widths (the data's most neighbours) keeps every neighbour, or is left whole."""
+    nlist = np.array([[[3, 5, -1, -1, 7, -1, -1], [4, -1, -1, -1, -1, 2, -1]]])
+    narrowed, widths = narrow_neighbor_list(nlist, [4, 3], (3, 2))
+    assert widths == (3, 2)
+    np.testing.assert_array_equal(narrowed, [[[3, 5, -1, 7, -1], [4, -1, -1, -1, 2]]])
+    same, none = narrow_neighbor_list(nlist, [4, 3], (1, 2))  # the first block fills 2 slots
+    assert none is None and same is nlist
+    assert narrow_neighbor_list(nlist, [4, 3], None)[1] is None
+    assert slot_widths([6, 30], [10, 20]) == [6, 20]
 
 
 @pytest.mark.parametrize("case", sorted(OPTIONS))

@@ -180,7 +180,9 @@ def test_backend_trainer_protocol_reduces_the_loss(setup):
     assert TRACES["train_step"] - before_traces <= 1  # one compilation for every step of this batch shape
     state = trainer.state()
     other = cls(model.serialize(), {"training": {}})
+    other.set_max_neighbors([1, 1])
     other.load_state(state)
+    assert other._state.widths == (1, 1), "restoring a state keeps the neighbour-list widths"
     assert all(np.array_equal(other.state()[k], state[k]) for k in state)
     assert set(trainer.model_dict()) == set(model.serialize())
 
@@ -196,9 +198,10 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms(setup):
     assert blocks == tuple(int(n) for n in np.bincount(batch["atype"][0], minlength=2))
     loss, grads, metrics = train.loss_and_grad(state, batch, PREFS)
     with x64():
-        inputs, labels = train._batch_inputs(state, batch)
-        masked = train._loss_and_grad_jit(state.structure, None, state.trainable, state.frozen, inputs, labels,
-                                          train._prefs(PREFS))
+        inputs, labels, layout = train._batch_inputs(state, batch)
+        assert layout == (blocks, None)
+        masked = train._loss_and_grad_jit(state.structure, (None, None), state.trainable, state.frozen, inputs,
+                                          labels, train._prefs(PREFS))
     assert_close(loss, masked[0], 1e-12, "loss")
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(masked[1])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
@@ -206,3 +209,30 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms(setup):
         assert_close(metrics[key], masked[2][key], 1e-12, key)
     pred = model.call(batch["coord"], batch["atype"], batch["box"])
     assert_close(loss, energy_loss(pred, batch, PREFS, batch["atype"].shape[1])[0], 1e-10, "dpmodel loss")
+
+
+def test_neighbor_lists_cut_to_the_slots_the_data_fills(setup):
+    """Once the most neighbours per type are known, batches run on neighbour lists cut to ``slot_widths``
+    (the embedding nets skip padding slots, whose constant is added back), with the loss, gradients and
+    metrics of the whole list; a batch that fills more slots keeps the whole list."""
+    from dpmodel.neighbor import used_widths
+
+    model, batch = setup
+    state = train.build(model.serialize(), seed=1)
+    sel = model.get_sel()
+    with x64():
+        used = used_widths(np.asarray(train._batch_inputs(state, batch)[0]["nlist"]), sel)
+    assert sum(used) < sum(sel), "the test needs padding slots to drop"
+    whole = train.loss_and_grad(state, batch, PREFS)
+    cut_state = train.set_max_neighbors(state, used)
+    assert cut_state.widths == tuple(used)
+    with x64():
+        assert train._batch_inputs(cut_state, batch)[2][1] == tuple(used)
+        assert train._batch_inputs(replace(state, widths=tuple(u - 1 for u in used)), batch)[2][1] is None
+    assert train.set_max_neighbors(state, [n + 5 for n in sel]).widths is None
+    cut = train.loss_and_grad(cut_state, batch, PREFS)
+    assert_close(cut[0], whole[0], 1e-12, "loss")
+    for a, b in zip(jax.tree.leaves(cut[1]), jax.tree.leaves(whole[1])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    for key in whole[2]:
+        assert_close(cut[2][key], whole[2][key], 1e-12, key)

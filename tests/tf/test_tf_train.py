@@ -183,7 +183,7 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms():
     b = {k: (v[:, order] if k in ("coord", "atype", "force") else v) for k, v in b.items()}
     blocks = tuple(int(n) for n in np.bincount(b["atype"][0], minlength=2))
     loss, metrics, grads = train.loss_and_grad(state, b, PREFS)
-    assert ("loss", blocks) in state.functions and state.functions[("loss", blocks)].compiled_calls == 1
+    assert ("loss", blocks, None) in state.functions and state.functions[("loss", blocks, None)].compiled_calls == 1
     masked = state.functions["loss"](*train._graph_inputs(state, b, PREFS))
     np.testing.assert_allclose(float(loss), float(masked[0]), rtol=1e-12)
     for name in metrics:
@@ -191,3 +191,31 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms():
     for g1, g0 in zip(grads, masked[2]):
         np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(float(train.evaluate(state, b, PREFS)["rmse"]), float(metrics["rmse"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["one_side", "two_side"])
+def test_neighbor_lists_cut_to_the_slots_the_data_fills(kind):
+    """Once the most neighbours per type are known, batches run on neighbour lists cut to
+    ``slot_widths`` (the embedding nets skip padding slots, whose constant is added back), with
+    the loss, metrics and gradients of the whole list; a batch that fills more slots keeps the
+    whole list."""
+    state = train.build(model_dict(kind))
+    b = batch(7)  # at most 6 and 3 neighbours of types 0 and 1 (of sel 20 and 20)
+    whole = train.loss_and_grad(state, b, PREFS)
+    train.set_max_neighbors(state, [6, 3])
+    assert state.widths == (6, 3)
+
+    def check(result):
+        np.testing.assert_allclose(float(result[0]), float(whole[0]), rtol=1e-12)
+        for name in whole[1]:
+            np.testing.assert_allclose(float(result[1][name]), float(whole[1][name]), rtol=1e-12, err_msg=name)
+        for g1, g0 in zip(result[2], whole[2]):
+            np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-10, atol=1e-12)
+
+    check(train.loss_and_grad(state, b, PREFS))
+    assert state.functions[("loss", None, (6, 3))].compiled_calls == 1
+    state.widths = (5, 5)  # fewer slots than the batch fills: the whole list's function
+    check(train.loss_and_grad(state, b, PREFS))
+    assert ("loss", None, (5, 5)) not in state.functions
+    train.set_max_neighbors(state, [30, 20])  # no slot to drop
+    assert state.widths is None

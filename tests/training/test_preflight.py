@@ -86,3 +86,26 @@ def test_type_one_side_default_depends_on_backend(small_config) -> None:
     config["model"]["descriptor"]["type_one_side"] = False
     with pytest.raises(UnsupportedOptionError, match="type_one_side.*--tf"):
         resolve_for_backend(config, "pt")
+
+
+def test_prepare_tells_the_trainer_the_most_neighbors(small_config, tmp_path, monkeypatch) -> None:
+    """The neighbour statistics reach a backend that can leave out slots no frame fills."""
+    import json
+
+    from stub_backend import StubTrainer
+
+    from dpmodel.training import TrainOptions, setup
+
+    seen = []
+
+    class Recorder(StubTrainer):
+        def set_max_neighbors(self, max_count):
+            seen.append(max_count)
+
+    monkeypatch.setattr(setup, "trainer_class", lambda info: Recorder)
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(small_config))
+    setup.prepare(path, "pt", TrainOptions(workdir=str(tmp_path), progress=False))
+    assert seen == [[37, 14]]  # the most Cu and Au neighbours within 5 Å (the statistics test above)
+    setup.prepare(path, "pt", TrainOptions(workdir=str(tmp_path), progress=False, skip_neighbor_stat=True))
+    assert seen == [[37, 14]], "without statistics nothing is known"
