@@ -193,7 +193,7 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms():
     np.testing.assert_allclose(float(train.evaluate(state, b, PREFS)["rmse"]), float(metrics["rmse"]), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["one_side", "two_side"])
+@pytest.mark.parametrize("kind", ["one_side", "two_side", "type_embedding"])
 def test_neighbor_lists_cut_to_the_slots_the_data_fills(kind):
     """Once the most neighbours per type are known, batches run on neighbour lists cut to
     ``slot_widths`` (the embedding nets skip padding slots, whose constant is added back), with
