@@ -17,7 +17,7 @@ from dpmodel.descriptor import DescrptSeR
 from dpmodel.env_mat import pair_displacements
 from dpmodel.fitting import EnergyFitting
 from dpmodel.forces import forces_and_virials
-from dpmodel.neighbor import neighbor_data, trim_neighbor_list
+from dpmodel.neighbor import narrow_neighbor_list, neighbor_data, trim_neighbor_list
 from dpmodel.serialization import check_class, check_version
 from dpmodel.xp import Array, array_namespace, as_array, device, take_rows, to_numpy
 
@@ -119,6 +119,26 @@ class EnergyModel:
         xp = array_namespace(coord_ext, atype_ext, nlist)
         nlist, widths = trim_neighbor_list(self.exclude_pairs(atype_ext, nlist), self.get_sel())
         return pair_displacements(xp.reshape(coord_ext, (nlist.shape[0], -1, 3)), nlist), nlist, widths
+
+    def compiled_layout(self, atype: np.ndarray, nlist: np.ndarray, widths: tuple[int, ...] | None
+                        ) -> tuple[np.ndarray, tuple]:
+        """A batch's neighbour list for a compiled program, and the program's static layout.
+
+        Parameters
+        ----------
+        atype : shape (nf, nloc), int; the batch's local atom types (host-side)
+        nlist : shape (nf, nloc, sum(sel)), int
+        widths : slots to keep per type block (:func:`dpmodel.neighbor.slot_widths`) or None
+
+        Returns
+        -------
+        ``nlist`` cut to ``widths`` when it fills no slot beyond them, and ``(type_blocks,
+        widths)``: the fitting's blocks (:meth:`dpmodel.fitting.EnergyFitting.blocks_of`) and the
+        widths used (None: the whole list); the ``type_blocks`` and ``widths`` arguments of
+        :meth:`atomic_energy_from_pairs`.
+        """
+        nlist, widths = narrow_neighbor_list(nlist, self.get_sel(), widths)
+        return nlist, (self.fitting.blocks_of(atype), widths)
 
     def atomic_energy(self, coord_ext: Array, atype_ext: Array, nlist: Array, fparam: Array | None = None,
                       aparam: Array | None = None, need_grad: bool = False):

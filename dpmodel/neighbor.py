@@ -218,10 +218,11 @@ def narrow_neighbor_list(nlist: Array, sel: list[int], widths: tuple[int, ...] |
     return cut_neighbor_list(nlist, sel, list(widths)), tuple(widths)
 
 
-def slot_widths(max_count: list[int] | np.ndarray, sel: list[int]) -> list[int]:
+def slot_widths(max_count: list[int] | np.ndarray, sel: list[int]) -> tuple[int, ...] | None:
     """Slots to keep per type for neighbour lists with at most ``max_count[t]`` neighbours of
-    type ``t``: the slots beyond are padding in every row."""
-    return [min(int(s), int(c)) for c, s in zip(max_count, sel)]
+    type ``t`` (the slots beyond are padding in every row); None when that is all of ``sel``."""
+    widths = tuple(min(int(s), int(c)) for c, s in zip(max_count, sel))
+    return None if list(widths) == [int(s) for s in sel] else widths
 
 
 def neighbor_data(coord: Array, atype: Array, cell: Array | None, rcut: float, sel: list[int],

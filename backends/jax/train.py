@@ -42,7 +42,7 @@ from backends.jax.compiler import jit
 from backends.jax.model import TRACES, Structure, frame_params, lower_outputs, neighbor_inputs
 from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, split_trainable, x64
 from dpmodel.model_factory import model_from_dict
-from dpmodel.neighbor import narrow_neighbor_list, slot_widths
+from dpmodel.neighbor import slot_widths
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
 
@@ -101,13 +101,13 @@ def model_dict(state: TrainState) -> dict:
 def set_max_neighbors(state: TrainState, max_count) -> TrainState:
     """A state whose batches with at most ``max_count[t]`` neighbours of type ``t`` per atom get
     neighbour lists of :func:`dpmodel.neighbor.slot_widths` slots (other batches keep all of ``sel``)."""
-    sel = state.structure.template.get_sel()
-    widths = tuple(slot_widths(max_count, sel))
-    return replace(state, widths=None if list(widths) == list(sel) else widths)
+    return replace(state, widths=slot_widths(max_count, state.structure.template.get_sel()))
 
 
 # ---------------------------------------------------------------------- loss
-Layout = tuple  # (type blocks or None, neighbour-list widths or None): static, keys the compilations
+# (type blocks or None, neighbour-list widths or None) of EnergyModel.compiled_layout: a static
+# argument, so each atom composition and width compiles once
+Layout = tuple
 
 
 def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, dict, Layout]:
@@ -117,7 +117,7 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
     nf, nat = atype.shape
     inputs = neighbor_inputs(np.asarray(batch["coord"]), atype, batch.get("box"), template.get_rcut(),
                              template.get_sel())
-    inputs["nlist"], widths = narrow_neighbor_list(inputs["nlist"], template.get_sel(), state.widths)
+    inputs["nlist"], layout = template.compiled_layout(atype, inputs["nlist"], state.widths)
     fitting = template.fitting
     fparam, aparam = frame_params(nf, nat, batch.get("fparam"), batch.get("aparam"), fitting.numb_fparam,
                                   0 if fitting.use_aparam_as_mask else fitting.numb_aparam, fitting.default_fparam)
@@ -130,13 +130,7 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
         value = batch.get(key)
         labels[key] = jnp.zeros(shape) if value is None else jnp.asarray(np.asarray(value, np.float64).reshape(shape))
         labels[f"find_{key}"] = jnp.asarray(float(batch.get(f"find_{key}", 0.0 if value is None else 1.0)))
-    return inputs, labels, (_blocks(state, batch), widths)
-
-
-def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
-    """Atom counts per type of a batch whose frames list their atoms sorted by type (else None): a static
-    argument, so each atom composition compiles once and its fitting nets run on their own atoms only."""
-    return state.structure.template.fitting.blocks_of(np.asarray(batch["atype"]))
+    return inputs, labels, layout
 
 
 def _loss(structure: Structure, layout: Layout, trainable: Params, frozen: Params, inputs: dict,

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from dpmodel.model_factory import model_from_dict
-from dpmodel.neighbor import narrow_neighbor_list, slot_widths
+from dpmodel.neighbor import slot_widths
 from dpmodel.training.adam import adam_update, clip_scale
 from dpmodel.training.loss import TERMS, active_terms, energy_loss
 
@@ -191,16 +191,11 @@ def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = Non
     return loss, metrics
 
 
-def _blocks(state: TrainState, batch: Mapping[str, Any]) -> tuple[int, ...] | None:
-    """Atom counts per type of a batch whose frames list their atoms sorted by type (else None)."""
-    return state.model.fitting.blocks_of(np.asarray(batch["atype"]))
-
-
 def _run(state: TrainState, name: str, batch: Mapping[str, Any], prefactors: Mapping[str, float], *extra) -> Any:
     """Function ``name`` of the batch's layout (type blocks, neighbour-list widths) on the batch."""
     inputs = _graph_inputs(state, batch, prefactors)
-    inputs[2], widths = narrow_neighbor_list(inputs[2], state.model.get_sel(), state.widths)
-    return _batch_function(state, name, _blocks(state, batch), widths)(*inputs, *extra)
+    inputs[2], layout = state.model.compiled_layout(np.asarray(batch["atype"]), inputs[2], state.widths)
+    return _batch_function(state, name, *layout)(*inputs, *extra)
 
 
 def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
@@ -251,9 +246,7 @@ def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[
 def set_max_neighbors(state: TrainState, max_count: Sequence[int]) -> None:
     """Batches with at most ``max_count[t]`` neighbours of type ``t`` per atom get neighbour lists of
     :func:`dpmodel.neighbor.slot_widths` slots (other batches keep all of ``sel``)."""
-    sel = state.model.get_sel()
-    widths = tuple(slot_widths(max_count, sel))
-    state.widths = None if list(widths) == list(sel) else widths
+    state.widths = slot_widths(max_count, state.model.get_sel())
 
 
 def state_dict(state: TrainState) -> dict[str, np.ndarray]:

@@ -39,7 +39,8 @@ def test_narrow_to_fixed_widths_only_when_nothing_is_lost():
     same, none = narrow_neighbor_list(nlist, [4, 3], (1, 2))  # the first block fills 2 slots
     assert none is None and same is nlist
     assert narrow_neighbor_list(nlist, [4, 3], None)[1] is None
-    assert slot_widths([6, 30], [10, 20]) == [6, 20]
+    assert slot_widths([6, 30], [10, 20]) == (6, 20)
+    assert slot_widths([10, 30], [10, 20]) is None  # nothing to drop
 
 
 @pytest.mark.parametrize("case", sorted(OPTIONS))

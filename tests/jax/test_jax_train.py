@@ -194,7 +194,7 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms(setup):
     order = np.argsort(batch["atype"][0], kind="stable")
     batch = {k: (v[:, order] if k in ("coord", "atype", "force") else v) for k, v in batch.items()}
     state = train.build(model.serialize(), seed=1)
-    blocks = train._blocks(state, batch)
+    blocks = model.fitting.blocks_of(batch["atype"])
     assert blocks == tuple(int(n) for n in np.bincount(batch["atype"][0], minlength=2))
     loss, grads, metrics = train.loss_and_grad(state, batch, PREFS)
     with x64():
