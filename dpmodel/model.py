@@ -132,9 +132,9 @@ class EnergyModel:
 
         Returns
         -------
-        ``nlist`` cut to ``widths`` when it fills no slot beyond them, and ``(type_blocks,
-        widths)``: the fitting's blocks (:meth:`dpmodel.fitting.EnergyFitting.blocks_of`) and the
-        widths used (None: the whole list); the ``type_blocks`` and ``widths`` arguments of
+        ``nlist`` cut to ``widths`` when it fills no slot beyond them, and the layout
+        ``(type_blocks, widths)``: the fitting's blocks (:meth:`dpmodel.fitting.EnergyFitting.blocks_of`)
+        and the widths used (None: the whole list), the arguments of the same names of
         :meth:`atomic_energy_from_pairs`.
         """
         nlist, widths = narrow_neighbor_list(nlist, self.get_sel(), widths)
