@@ -5,7 +5,9 @@ neighbour list depend only on its coordinates, cell and types, never on the mode
 weights. While a cache is active (the trainer activates one), :func:`dpmodel.neighbor.neighbor_data`
 returns the stored result for NumPy inputs it has seen, keyed by a digest of their bytes
 and of ``rcut``, ``sel`` and ``method``, and stores new ones, evicting the least recently
-used past ``max_bytes``. Stored arrays are read-only, so no caller can alter an entry.
+used past ``max_bytes``. Stored arrays are read-only, so no caller can alter an entry; the
+store is locked, so the host thread that stages the next training batch
+(:mod:`dpmodel.training.prefetch`) and the main thread may use it at once.
 
 ``DP_NEIGHBOR_CACHE_MB`` sets the size (default 1024 MB; 0 turns the cache off).
 Inference never uses it: molecular dynamics does not revisit frames.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -33,6 +36,7 @@ class NeighborCache:
         self.nbytes = 0
         self.hits = self.misses = 0
         self._store: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(coord: np.ndarray, atype: np.ndarray, cell: np.ndarray | None, rcut: float, sel: list[int],
@@ -48,23 +52,26 @@ class NeighborCache:
         return digest.digest()
 
     def get_or_build(self, key: bytes, build: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-        """The stored result for ``key``, or ``build()``'s, stored read-only."""
-        found = self._store.get(key)
-        if found is not None:
-            self.hits += 1
-            self._store.move_to_end(key)
-            return found
-        self.misses += 1
+        """The stored result for ``key``, or ``build()``'s, stored read-only (built outside the lock)."""
+        with self._lock:
+            found = self._store.get(key)
+            if found is not None:
+                self.hits += 1
+                self._store.move_to_end(key)
+                return found
+            self.misses += 1
         result = tuple(np.asarray(a) for a in build())
         for array in result:
             array.setflags(write=False)
         size = sum(a.nbytes for a in result)
         if size <= self.max_bytes:
-            self._store[key] = result
-            self.nbytes += size
-            while self.nbytes > self.max_bytes:
-                _, dropped = self._store.popitem(last=False)
-                self.nbytes -= sum(a.nbytes for a in dropped)
+            with self._lock:
+                if key not in self._store:
+                    self._store[key] = result
+                    self.nbytes += size
+                while self.nbytes > self.max_bytes:
+                    _, dropped = self._store.popitem(last=False)
+                    self.nbytes -= sum(a.nbytes for a in dropped)
         return result
 
 

@@ -8,6 +8,7 @@ every atom under a type mask; once the most neighbours per type in the data are 
 frame fills, and the embedding nets skip the rest)::
 
     state = build(model_dict, seed)                       # TrainState
+    staged = stage(state, batch)                          # host work; may run ahead on another thread
     loss, grads, metrics = loss_and_grad(state, batch, prefactors)
     state = apply_update(state, grads, lr)                # Adam (+ optional clipping)
     state, loss, metrics = train_step(state, batch, prefactors, lr)  # both in one compiled call
@@ -46,8 +47,8 @@ from dpmodel.neighbor import slot_widths
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
 from dpmodel.training.loss import energy_loss
 
-__all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
-           "loss_and_grad", "model_dict", "set_max_neighbors", "state_dict", "train_step"]
+__all__ = ["BackendTrainer", "StagedBatch", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
+           "loss_and_grad", "model_dict", "set_max_neighbors", "stage", "state_dict", "train_step"]
 
 _ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPSILON)
 
@@ -133,6 +134,24 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
     return inputs, labels, layout
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """A batch's host work (:func:`stage`): inputs and labels as JAX arrays, and its layout."""
+
+    inputs: dict
+    labels: dict
+    layout: Layout
+
+
+def stage(state: TrainState, batch: Mapping[str, Any]) -> StagedBatch:
+    """Ghost atoms, the neighbour list cut to the batch's layout, and the labels of a NumPy batch
+    as JAX arrays (touches no parameter, so it may run on another thread during a step)."""
+    if isinstance(batch, StagedBatch):
+        return batch
+    with x64():
+        return StagedBatch(*_batch_inputs(state, batch))
+
+
 def _loss(structure: Structure, layout: Layout, trainable: Params, frozen: Params, inputs: dict,
           labels: dict, prefs: dict):
     params = merge_trainable(trainable, frozen)
@@ -172,7 +191,8 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     Parameters
     ----------
     batch : NumPy batch of :meth:`dpmodel.data.DeepmdSystem.frames` (``coord``, ``box``,
-        ``atype``, ``energy``, ``force``, ``virial``, ``find_*``; optional ``fparam``, ``aparam``)
+        ``atype``, ``energy``, ``force``, ``virial``, ``find_*``; optional ``fparam``, ``aparam``),
+        or its :func:`stage`
     prefactors : ``{"e", "f", "v"}`` before the ``find_*`` flags
 
     Returns
@@ -180,17 +200,18 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     loss (0-d), grads (pytree like ``state.trainable``), metrics (``rmse``, ``rmse_e``,
     ``rmse_f``, ``rmse_v``; 0-d JAX arrays)
     """
+    staged = stage(state, batch)
     with x64():
-        inputs, labels, layout = _batch_inputs(state, batch)
-        return _loss_and_grad_jit(state.structure, layout, state.trainable, state.frozen, inputs, labels,
-                                  _prefs(prefactors))
+        return _loss_and_grad_jit(state.structure, staged.layout, state.trainable, state.frozen, staged.inputs,
+                                  staged.labels, _prefs(prefactors))
 
 
 def evaluate(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> tuple[Any, dict]:
     """Loss and metrics of :func:`loss_and_grad` without the gradient."""
+    staged = stage(state, batch)
     with x64():
-        inputs, labels, layout = _batch_inputs(state, batch)
-        return _loss_jit(state.structure, layout, state.trainable, state.frozen, inputs, labels, _prefs(prefactors))
+        return _loss_jit(state.structure, staged.layout, state.trainable, state.frozen, staged.inputs, staged.labels,
+                         _prefs(prefactors))
 
 
 # ---------------------------------------------------------------------- update
@@ -234,11 +255,11 @@ def train_step(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[
     """:func:`loss_and_grad` then :func:`apply_update` as one compiled call: the new state, and the
     loss and metrics before the update. The gradients stay inside the program, and one dispatch
     replaces two (about 2 ms less per step of the water example)."""
+    staged = stage(state, batch)
     with x64():
-        inputs, labels, layout = _batch_inputs(state, batch)
         trainable, opt_state, loss, metrics = _train_step_jit(
-            state.structure, layout, state.trainable, state.frozen, state.opt_state, inputs, labels, _prefs(prefactors),
-            _scalar(lr), _scalar(max_norm))
+            state.structure, staged.layout, state.trainable, state.frozen, state.opt_state, staged.inputs,
+            staged.labels, _prefs(prefactors), _scalar(lr), _scalar(max_norm))
     return replace(state, trainable=trainable, opt_state=opt_state), loss, metrics
 
 
@@ -297,12 +318,16 @@ class BackendTrainer:
         self._max_norm = training.get("gradient_max_norm")
         self._state = build(model_dict, self._seed)
 
-    def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict:
+    def stage(self, batch: dict) -> StagedBatch:
+        """The batch's host work (:func:`stage`), done ahead of its step."""
+        return stage(self._state, batch)
+
+    def step(self, batch: dict | StagedBatch, lr: float, prefactors: Mapping[str, float]) -> dict:
         """Metrics on ``batch`` with the current parameters, then one Adam update."""
         self._state, _, metrics = train_step(self._state, batch, prefactors, lr, self._max_norm)
         return metrics
 
-    def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict:
+    def evaluate(self, batch: dict | StagedBatch, prefactors: Mapping[str, float]) -> dict:
         """Metrics on ``batch`` without an update."""
         return evaluate(self._state, batch, prefactors)[1]
 

@@ -3,6 +3,7 @@
 Functional core::
 
     state = build(model_dict, max_norm=None)                 # TrainState
+    staged = stage(state, batch)                             # host work; may run ahead on another thread
     loss, metrics, grads = loss_and_grad(state, batch, prefactors)
     apply_update(state, grads, lr)                           # Adam (dpmodel.training.adam)
     loss, metrics = train_step(state, batch, prefactors, lr) # both as one compiled call
@@ -47,8 +48,8 @@ from backends.tf.model import INPUT_NAMES, energy_and_forces, input_signature, p
 from backends.tf.modules import EnergyModel
 from backends.tf.xp import TFArray, unwrap
 
-__all__ = ["BackendTrainer", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
-           "serialize", "set_max_neighbors", "state_dict", "train_step"]
+__all__ = ["BackendTrainer", "StagedBatch", "TrainState", "apply_update", "build", "load_state_dict", "loss_and_grad",
+           "serialize", "set_max_neighbors", "stage", "state_dict", "train_step"]
 
 _LABEL_SPECS = [tf.TensorSpec([None, 1], tf.float64, name="energy"),
                 tf.TensorSpec([None, None, 3], tf.float64, name="force"),
@@ -191,26 +192,42 @@ def _step_graph(state: TrainState, *inputs, blocks: tuple[int, ...] | None = Non
     return loss, metrics
 
 
-def _run(state: TrainState, name: str, batch: Mapping[str, Any], prefactors: Mapping[str, float], *extra) -> Any:
-    """Function ``name`` of the batch's layout (type blocks, neighbour-list widths) on the batch."""
-    inputs = _graph_inputs(state, batch, prefactors)
-    inputs[2], layout = state.model.compiled_layout(np.asarray(batch["atype"]), inputs[2], state.widths)
-    return _batch_function(state, name, *layout)(*inputs, *extra)
+@dataclass(frozen=True)
+class StagedBatch:
+    """A batch's host work (:func:`stage`): the loss functions' inputs up to the prefactors,
+    its atom count, and its layout (type blocks, neighbour-list widths)."""
+
+    inputs: list
+    natoms: np.float64
+    layout: tuple
 
 
-def _graph_inputs(state: TrainState, batch: Mapping[str, Any], prefactors: Mapping[str, float]) -> list:
-    """Inputs of the loss functions (``nlist`` with all of ``sel``)."""
+def stage(state: TrainState, batch: Mapping[str, Any], compiled_layout: bool = True) -> StagedBatch:
+    """Ghost atoms, the neighbour list cut to the batch's layout, and the labels of a NumPy batch
+    (touches no parameter, so it may run on another thread during a step). Without
+    ``compiled_layout``: all of ``sel`` and no type blocks, the layout of any batch."""
     model, fitting = state.model, state.model.fitting
     atype = np.asarray(batch["atype"])
     nf, nat = atype.shape
     inputs = prepare_inputs(batch["coord"], batch.get("box"), atype, model.get_rcut(), model.get_sel(),
                             batch.get("fparam"), batch.get("aparam"), fitting.numb_fparam, fitting.numb_aparam,
                             fitting.default_fparam)
+    inputs = [inputs[n] for n in INPUT_NAMES]
+    layout = (None, None)
+    if compiled_layout:
+        inputs[2], layout = model.compiled_layout(atype, inputs[2], state.widths)
     labels = [np.asarray(batch.get(name, np.zeros(shape)), np.float64).reshape(shape)
               for name, shape in (("energy", (nf, 1)), ("force", (nf, nat, 3)), ("virial", (nf, 9)))]
     find = np.array([float(batch.get(flag, 1.0)) for _, flag in TERMS.values()])
+    return StagedBatch([*inputs, *labels, find], np.float64(nat), layout)
+
+
+def _run(state: TrainState, name: str, batch: Mapping[str, Any] | StagedBatch, prefactors: Mapping[str, float],
+         *extra) -> Any:
+    """Function ``name`` of the batch's layout (type blocks, neighbour-list widths) on the batch."""
+    staged = batch if isinstance(batch, StagedBatch) else stage(state, batch)
     pref = np.array([float(prefactors.get(k, 0.0)) for k in TERMS])
-    return [*(inputs[n] for n in INPUT_NAMES), *labels, find, pref, np.float64(nat)]
+    return _batch_function(state, name, *staged.layout)(*staged.inputs, pref, staged.natoms, *extra)
 
 
 def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
@@ -220,7 +237,7 @@ def loss_and_grad(state: TrainState, batch: Mapping[str, Any],
     Parameters
     ----------
     batch : NumPy batch of :mod:`dpmodel.training.protocol` (``coord``, ``box``, ``atype``, labels,
-        ``find_*`` flags; optional ``fparam``, ``aparam``)
+        ``find_*`` flags; optional ``fparam``, ``aparam``), or its :func:`stage`
     prefactors : ``{"e": p_e, "f": p_f, "v": p_v}`` before the ``find_*`` flags
     """
     loss, metrics, grads = _run(state, "loss", batch, prefactors)
@@ -283,10 +300,14 @@ class BackendTrainer:
         active = active_terms(loss) if loss else ("e", "f", "v")
         self.train_state = build(model_dict, active, training.get("gradient_max_norm"))
 
-    def step(self, batch: dict, lr: float, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
+    def stage(self, batch: dict) -> StagedBatch:
+        """The batch's host work (:func:`stage`), done ahead of its step."""
+        return stage(self.train_state, batch)
+
+    def step(self, batch: dict | StagedBatch, lr: float, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
         return train_step(self.train_state, batch, prefactors, lr)[1]
 
-    def evaluate(self, batch: dict, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
+    def evaluate(self, batch: dict | StagedBatch, prefactors: Mapping[str, float]) -> dict[str, tf.Tensor]:
         return evaluate(self.train_state, batch, prefactors)
 
     def model_dict(self) -> dict:

@@ -6,6 +6,8 @@ draws the next batch of :class:`dpmodel.data.DataSystems` and calls the backend'
 ``step``. After ``t + 1`` steps, when ``t + 1`` is 1 or a multiple of ``disp_freq``, a row
 goes to ``lcurve.out``: the training metrics of that step's batch (before its update) and
 the validation metrics (after it) averaged over ``numb_btch`` batches, weighted by atoms.
+The host work of each training batch (neighbour lists) is staged one step ahead on a
+background thread when the backend allows it (:mod:`dpmodel.training.prefetch`).
 When ``t + 1`` is a multiple of ``save_freq``, or the last step, a checkpoint is written.
 
 Ctrl-C (SIGINT) finishes the running step, writes a checkpoint and raises
@@ -28,6 +30,7 @@ from dpmodel.schedule import ExponentialDecay
 from dpmodel.training.checkpoint import Checkpoint, CheckpointKeeper
 from dpmodel.training.lcurve import Lcurve
 from dpmodel.training.loss import METRICS, active_terms, displayed, prefactors, weighted_mean
+from dpmodel.training.prefetch import StagedBatches
 from dpmodel.training.progress import Progress, eta_text
 from dpmodel.training.setup import Prepared, TrainOptions
 
@@ -92,6 +95,7 @@ class Trainer:
         self.lcurve_path = workdir / self.training["disp_file"]
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
+        self.batches: StagedBatches | None = None  # while run() trains
         # data-parallel ranks other than 0 train but write no files (the backend says which rank it is)
         self.main = bool(getattr(prepared.trainer, "is_main", True))
 
@@ -114,7 +118,7 @@ class Trainer:
         """Write the checkpoint of ``step`` completed steps (on the main rank only)."""
         if not self.main:
             return None
-        data = {"train": self.p.train.state()}
+        data = {"train": (self.batches or self.p.train).state()}
         if self.p.valid is not None:
             data["valid"] = self.p.valid.state()
         ckpt = Checkpoint(self.p.trainer.model_dict(), self.p.config, self.p.backend.name, step,
@@ -167,13 +171,14 @@ class Trainer:
                  self.p.backend.title or self.p.backend.name, start, self.numb_steps)
         clock = _Clock(start)
         cache = neighbor_cache.activate()  # frames recur every epoch; their neighbour lists do not change
+        self.batches = StagedBatches(self.p.train, getattr(self.p.trainer, "stage", None))
         try:
             with _SigintGuard() as guard, Progress(self.numb_steps, start, self.options.progress) as bar:
                 for t in range(start, self.numb_steps):
                     lr = float(self.schedule.value(t))
                     prefs = self._prefactors(t, lr)
-                    _, batch = self.p.train.next_batch()
-                    metrics = self.p.trainer.step(batch, lr, prefs)
+                    batch, staged = self.batches.next(more=t + 1 < self.numb_steps)
+                    metrics = self.p.trainer.step(staged, lr, prefs)
                     done = t + 1
                     bar.advance()
                     if self.training["disp_training"] and (done % disp_freq == 0 or done == 1):
@@ -184,6 +189,8 @@ class Trainer:
                         path = self.last_checkpoint if done % save_freq == 0 else self.save(done)
                         raise TrainingInterrupted(done, path)
         finally:
+            self.batches.close()
+            self.batches = None
             neighbor_cache.deactivate(cache)
             close = getattr(self.p.trainer, "close", None)
             if close is not None:

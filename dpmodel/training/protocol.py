@@ -48,7 +48,11 @@ group, for instance). ``set_max_neighbors(max_count)``: called once before train
 when the neighbour statistics are known, with the most neighbours of each type within
 ``rcut`` of any atom of the training and validation data (a list of ints); a backend may
 then leave out the neighbour-list slots that no frame fills (their constant contribution
-is added back: :func:`dpmodel.neighbor.slot_widths`).
+is added back: :func:`dpmodel.neighbor.slot_widths`). ``stage(batch)``: the backend's host
+work on a batch that depends on its frames alone (ghost atoms, neighbour list, layout); the
+trainer then passes what it returns to ``step`` in place of the batch, and stages the next
+batch on a background thread while ``step`` runs (:mod:`dpmodel.training.prefetch`), so
+``stage`` must not touch the parameters. ``step`` and ``evaluate`` still accept plain batches.
 """
 
 from __future__ import annotations

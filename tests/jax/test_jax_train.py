@@ -236,3 +236,21 @@ def test_neighbor_lists_cut_to_the_slots_the_data_fills(setup):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
     for key in whole[2]:
         assert_close(cut[2][key], whole[2][key], 1e-12, key)
+
+
+def test_a_batch_staged_on_another_thread_trains_bitwise_like_the_batch(setup):
+    """``stage`` (host work the trainer runs one step ahead on a background thread) changes nothing:
+    the staged step, its metrics and the next parameters equal those of the plain batch bitwise."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, batch = setup
+    trainers = [train.BackendTrainer(model.serialize(), {"training": {"seed": 1}}) for _ in range(2)]
+    with ThreadPoolExecutor(1) as pool:
+        staged = pool.submit(trainers[1].stage, batch).result()
+    assert isinstance(staged, train.StagedBatch)
+    plain, ahead = trainers[0].step(batch, 1e-3, PREFS), trainers[1].step(staged, 1e-3, PREFS)
+    for key in plain:
+        assert float(plain[key]) == float(ahead[key]), key
+    assert float(trainers[0].evaluate(batch, PREFS)["rmse"]) == float(trainers[1].evaluate(staged, PREFS)["rmse"])
+    after = [t.state() for t in trainers]
+    assert all(np.array_equal(after[0][k], after[1][k]) for k in after[0])

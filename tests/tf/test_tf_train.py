@@ -27,6 +27,12 @@ def batch(seed: int, natoms: int = 10, kind: str = "triclinic") -> dict:
             "virial": rng.normal(size=(nf, 9)), "find_energy": 1.0, "find_force": 1.0, "find_virial": 1.0}
 
 
+def _plain_inputs(state, b: dict) -> list:
+    """Inputs of the functions under plain names (all of ``sel``, no type blocks) with PREFS."""
+    staged = train.stage(state, b, compiled_layout=False)
+    return [*staged.inputs, np.array([PREFS[k] for k in "efv"]), staged.natoms]
+
+
 @pytest.fixture(scope="module")
 def state():
     return train.build(model_dict("one_side"))
@@ -47,7 +53,7 @@ def test_loss_matches_dpmodel(state):
 def test_xla_step_equals_the_graph_step():
     """Training steps run under XLA (backends.tf.xla) from the first; the same loss and gradients as the graph."""
     state = train.build(model_dict("one_side"))
-    inputs = train._graph_inputs(state, batch(5), PREFS)
+    inputs = _plain_inputs(state, batch(5))
     loss1, metrics1, grads1 = state.functions["loss"](*inputs)
     loss0, metrics0, grads0 = state.functions["loss"].function(*inputs)
     assert state.functions["loss"].compiled_calls == 1
@@ -184,7 +190,7 @@ def test_batch_sorted_by_type_runs_each_fitting_net_on_its_own_atoms():
     blocks = tuple(int(n) for n in np.bincount(b["atype"][0], minlength=2))
     loss, metrics, grads = train.loss_and_grad(state, b, PREFS)
     assert ("loss", blocks, None) in state.functions and state.functions[("loss", blocks, None)].compiled_calls == 1
-    masked = state.functions["loss"](*train._graph_inputs(state, b, PREFS))
+    masked = state.functions["loss"](*_plain_inputs(state, b))
     np.testing.assert_allclose(float(loss), float(masked[0]), rtol=1e-12)
     for name in metrics:
         np.testing.assert_allclose(float(metrics[name]), float(masked[1][name]), rtol=1e-12, err_msg=name)
@@ -219,3 +225,22 @@ def test_neighbor_lists_cut_to_the_slots_the_data_fills(kind):
     assert ("loss", None, (5, 5)) not in state.functions
     train.set_max_neighbors(state, [30, 20])  # no slot to drop
     assert state.widths is None
+
+
+def test_a_batch_staged_on_another_thread_trains_bitwise_like_the_batch():
+    """``stage`` (host work the trainer runs one step ahead on a background thread) changes nothing:
+    the staged step, its metrics and the next parameters equal those of the plain batch bitwise."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    trainers = [train.BackendTrainer(model_dict("one_side"), {}) for _ in range(2)]
+    b = batch(8)
+    with ThreadPoolExecutor(1) as pool:
+        staged = pool.submit(trainers[1].stage, b).result()
+    assert isinstance(staged, train.StagedBatch)
+    plain, ahead = trainers[0].step(b, 1e-3, PREFS), trainers[1].step(staged, 1e-3, PREFS)
+    for key in plain:
+        assert float(plain[key]) == float(ahead[key]), key
+    assert float(trainers[0].evaluate(b, PREFS)["rmse"]) == float(trainers[1].evaluate(staged, PREFS)["rmse"])
+    after = [t.state() for t in trainers]
+    for key in after[0]:
+        np.testing.assert_array_equal(after[0][key], after[1][key], err_msg=key)

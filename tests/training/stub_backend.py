@@ -7,6 +7,8 @@ any change in batch order, learning rate or state shows up in the history.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from dpmodel.registry import DPMODEL
@@ -53,6 +55,29 @@ class StubTrainer:
 
     def close(self) -> None:
         self.closed += 1
+
+
+class Staged:
+    """A batch staged by :class:`StagingStubTrainer`, with the name of the thread that staged it."""
+
+    def __init__(self, batch: dict) -> None:
+        self.batch, self.thread = batch, threading.current_thread().name
+
+
+class StagingStubTrainer(StubTrainer):
+    """The stub with the optional ``stage``; ``step`` takes plain or staged batches."""
+
+    def __init__(self, model_dict: dict, config: dict, on_step=None) -> None:
+        super().__init__(model_dict, config, on_step)
+        self.stage_threads: list[str] = []
+
+    def stage(self, batch: dict) -> Staged:
+        staged = Staged(batch)
+        self.stage_threads.append(staged.thread)
+        return staged
+
+    def step(self, batch: dict | Staged, lr: float, prefactors: dict) -> dict:
+        return super().step(batch.batch if isinstance(batch, Staged) else batch, lr, prefactors)
 
 
 def stub_prepared(config: dict, train, valid, trainer: StubTrainer, model: dict) -> Prepared:
