@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
 
-from dpmodel.training.prefetch import StagedBatches
+from dpmodel.training.prefetch import STAGING_NICE, StagedBatches
 
 
 class Counter:
@@ -64,3 +66,14 @@ def test_close_stops_the_background_thread() -> None:
     batches.next()
     batches.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("dp-stage")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own niceness on Linux only")
+def test_the_staging_thread_runs_at_lower_priority_than_the_caller() -> None:
+    def niceness(batch: dict) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with StagedBatches(Counter(), niceness, background=True) as batches:
+        assert batches.next()[1] == min(19, caller + STAGING_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller, "the caller keeps its priority"
