@@ -6,10 +6,10 @@ parameters, so it may run early. :class:`StagedBatches` draws the batches in ord
 calling thread, as without it, and stages each on one background thread while the caller
 trains on the one before. A framework's compiled step keeps about 1.6 of 2 cores busy and the
 NumPy neighbour search mostly one, so on the water example a first-epoch TensorFlow step
-takes about a fifth less time. The staging thread runs at a lower priority (``nice`` +10, on
-Linux), so that it takes the cores the step leaves idle rather than slowing the step: a
-staging thread at normal priority made the TensorFlow step itself about a fifth slower and
-gained half as much. The staged result is a pure function of the batch: losses and
+takes 5 to 29 % less time (median 12 %, 4 paired runs of ``dp --tf train``). The staging
+thread runs at a lower priority (``nice`` +10, on Linux), so that it takes the cores the step
+leaves idle rather than slowing the step: at normal priority it made the TensorFlow step
+itself about a fifth slower. The staged result is a pure function of the batch: losses and
 parameters are bitwise those of staging in line.
 
 Staging stays on the calling thread when the backend has no ``stage``, or when host work is
