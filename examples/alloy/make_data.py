@@ -26,7 +26,7 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.neighborlist import neighbor_list
 
 TYPE_MAP = ["Cu", "Au"]
@@ -56,7 +56,7 @@ def run_md(
     """Equilibrate 200 steps, then sample a frame every 20 steps (dt = 2 fs)."""
     atoms = atoms.copy()
     atoms.calc = EMT()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     dyn = Langevin(
         atoms,
         2.0 * units.fs,
