@@ -45,7 +45,7 @@ from backends.jax.modules import EnergyModel, Params, bind, merge_trainable, spl
 from dpmodel.model_factory import model_from_dict
 from dpmodel.neighbor import slot_widths
 from dpmodel.training.adam import BETA1, BETA2, EPSILON, clip_scale
-from dpmodel.training.loss import energy_loss
+from dpmodel.training.loss import batch_labels, energy_loss
 
 __all__ = ["BackendTrainer", "StagedBatch", "TrainState", "apply_update", "build", "evaluate", "load_state_dict",
            "loss_and_grad", "model_dict", "set_max_neighbors", "stage", "state_dict", "train_step"]
@@ -125,12 +125,7 @@ def _batch_inputs(state: TrainState, batch: Mapping[str, Any]) -> tuple[dict, di
     inputs = {k: jnp.asarray(v) for k, v in inputs.items()}
     inputs["fparam"] = None if fparam is None else jnp.asarray(fparam)
     inputs["aparam"] = None if aparam is None else jnp.asarray(aparam)
-    shapes = {"energy": (nf, 1), "force": (nf, nat, 3), "virial": (nf, 9)}
-    labels = {}
-    for key, shape in shapes.items():
-        value = batch.get(key)
-        labels[key] = jnp.zeros(shape) if value is None else jnp.asarray(np.asarray(value, np.float64).reshape(shape))
-        labels[f"find_{key}"] = jnp.asarray(float(batch.get(f"find_{key}", 0.0 if value is None else 1.0)))
+    labels = {key: jnp.asarray(value) for key, value in batch_labels(batch).items()}
     return inputs, labels, layout
 
 
@@ -143,7 +138,7 @@ class StagedBatch:
     layout: Layout
 
 
-def stage(state: TrainState, batch: Mapping[str, Any]) -> StagedBatch:
+def stage(state: TrainState, batch: Mapping[str, Any] | StagedBatch) -> StagedBatch:
     """Ghost atoms, the neighbour list cut to the batch's layout, and the labels of a NumPy batch
     as JAX arrays (touches no parameter, so it may run on another thread during a step)."""
     if isinstance(batch, StagedBatch):

@@ -27,12 +27,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from dpmodel.errors import ConfigError
 from dpmodel.schedule import prefactor
 from dpmodel.xp import Array, array_namespace
 
-__all__ = ["METRICS", "TERMS", "active_terms", "check_loss", "displayed", "energy_loss", "prefactors",
-           "weighted_mean"]
+__all__ = ["METRICS", "TERMS", "active_terms", "batch_labels", "check_loss", "displayed", "energy_loss",
+           "prefactors", "weighted_mean"]
 
 #: loss label -> (prediction / label key, ``find_*`` flag)
 TERMS: dict[str, tuple[str, str]] = {"e": ("energy", "find_energy"), "f": ("force", "find_force"),
@@ -123,6 +125,23 @@ def energy_loss(pred: Mapping[str, Array], label: Mapping[str, Any], prefs: Mapp
         metrics[f"rmse_{key}"] = xp.sqrt(l2) * norm[key]
     metrics["rmse"] = xp.sqrt(loss)
     return loss, metrics
+
+
+def batch_labels(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The labels of a NumPy batch in the shapes of :func:`energy_loss`, for compiled programs.
+
+    ``energy`` (nf, 1) eV, ``force`` (nf, nat, 3) eV/Å and ``virial`` (nf, 9) eV as float64,
+    zeros where the batch has no such label; ``find_energy``, ``find_force`` and
+    ``find_virial`` as floats, the batch's flag, else 1.0 with the label and 0.0 without.
+    """
+    nf, nat = np.shape(batch["atype"])
+    shapes = {"energy": (nf, 1), "force": (nf, nat, 3), "virial": (nf, 9)}
+    labels: dict[str, Any] = {}
+    for key, flag in TERMS.values():
+        value = batch.get(key)
+        labels[key] = np.zeros(shapes[key]) if value is None else np.asarray(value, np.float64).reshape(shapes[key])
+        labels[flag] = float(batch.get(flag, 0.0 if value is None else 1.0))
+    return labels
 
 
 def displayed(metrics: Mapping[str, Any], batch: Mapping[str, Any], active: Sequence[str]) -> dict[str, float]:

@@ -9,7 +9,7 @@ import pytest
 
 from dpmodel.errors import ConfigError
 from dpmodel.training.adam import adam_update, clip_scale
-from dpmodel.training.loss import active_terms, check_loss, displayed, energy_loss, prefactors, weighted_mean
+from dpmodel.training.loss import active_terms, batch_labels, check_loss, displayed, energy_loss, prefactors, weighted_mean
 
 LOSS = {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0, "limit_pref_f": 1.0,
         "start_pref_v": 0.0, "limit_pref_v": 0.0}
@@ -75,3 +75,17 @@ def test_adam_equals_torch_adam() -> None:
         optimizer.step()
         param, m, v = adam_update(param, grad, m, v, t, 1e-2)
     np.testing.assert_allclose(weight.detach().numpy(), param, rtol=1e-14, atol=1e-15)
+
+
+def test_batch_labels_take_the_loss_shapes_and_flag_missing_labels() -> None:
+    """Labels reshaped to (nf, 1), (nf, nat, 3), (nf, 9); an absent label is zeros with its flag 0,
+    a present one keeps the batch's flag (1 when the batch gives none)."""
+    rng = np.random.default_rng(0)
+    batch = {"atype": np.zeros((2, 4), int), "energy": rng.normal(size=2), "force": rng.normal(size=(2, 12)),
+             "find_energy": 0.0}
+    labels = batch_labels(batch)
+    assert labels["energy"].shape == (2, 1) and labels["force"].shape == (2, 4, 3) and labels["virial"].shape == (2, 9)
+    np.testing.assert_array_equal(labels["force"].reshape(2, 12), batch["force"])
+    np.testing.assert_array_equal(labels["virial"], np.zeros((2, 9)))
+    assert (labels["find_energy"], labels["find_force"], labels["find_virial"]) == (0.0, 1.0, 0.0)
+
